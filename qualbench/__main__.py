@@ -1,0 +1,3 @@
+from qualbench.app import main
+
+main()

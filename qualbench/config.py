@@ -1,0 +1,94 @@
+"""Typed config schemas registered in Hydra's ConfigStore; the yaml files in ``conf/`` extend them.
+
+Each group option's yaml starts with ``defaults: [<schema name>]`` (Hydra's structured-config schema
+pattern), so typos and wrong types in overrides fail before anything runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = Path(__file__).resolve().parent / "resources" / "sample"
+
+
+@dataclass
+class DataConfig:
+    """Where the questions come from and which of them to evaluate."""
+
+    loader: str = "qualbench_json"  # qualbench_json | jsonl | sample | hub
+    path: Optional[str] = None  # file, directory or hub id
+    split: Optional[str] = None  # hub split, e.g. "train"
+    name: str = "data"  # label used in reports
+    strict: bool = False  # fail on the first bad record instead of dropping it with a report
+    dedupe: bool = True
+    domains: list[str] = field(default_factory=list)  # filter (any accepted spelling); empty = all
+    types: list[str] = field(default_factory=list)  # filter: 单选题/多选题/判断题; empty = all
+    limit: Optional[int] = None  # keep the first N after a seeded stratified shuffle (see eval_split)
+    eval_split: Optional[str] = None  # None = all items; "test"/"val"/"train" = that part of a stratified split
+    split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/val/test
+    split_seed: int = 0
+
+
+@dataclass
+class RandomModelConfig:
+    _target_: str = "qualbench.models.random_baseline.RandomModel"
+    seed: int = 0
+
+
+@dataclass
+class RunSettings:
+    batch_size: int = 32
+    resume: bool = True
+    n_boot: int = 1000
+    plots: bool = True
+
+
+@dataclass
+class QualBenchConfig:
+    """The root config. Groups (data/model/prompt/...) are filled by the defaults list in conf/config.yaml."""
+
+    task: str = "eval"
+    seed: int = 0
+    limit: Optional[int] = None  # shortcut for data.limit
+    data: Any = MISSING
+    model: Any = MISSING
+    prompt: Any = MISSING
+    retriever: Any = None
+    embedder: Any = None
+    corpus: Any = None
+    federation: Any = None
+    study: Any = None
+    run: RunSettings = field(default_factory=RunSettings)
+    experiment_name: str = "eval"
+
+
+# Modules that register their own schemas: each has ``register_schemas(cs: ConfigStore) -> None``.
+SCHEMA_MODULES: list[str] = [
+    "qualbench.models.schemas",
+]
+
+
+def project_root() -> str:
+    return str(PROJECT_ROOT)
+
+
+def register_configs() -> None:
+    """Register the root schema, group schemas and the ``${qb_root:}`` resolver (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=QualBenchConfig)
+    cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="model", name="base_random", node=RandomModelConfig)
+    from qualbench.prompts.render import PromptConfig
+
+    cs.store(group="prompt", name="base_prompt", node=PromptConfig)
+    for mod in SCHEMA_MODULES:
+        importlib.import_module(mod).register_schemas(cs)
+    if not OmegaConf.has_resolver("qb_root"):
+        OmegaConf.register_new_resolver("qb_root", project_root)

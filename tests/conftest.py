@@ -1,0 +1,60 @@
+"""Shared fixtures: paths to the repo, the read-only ../shared data, and small question files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_EXAMS = SHARED / "exams"
+SHARED_CORPORA = SHARED / "corpora"
+
+
+@pytest.fixture
+def shared_exam_files() -> list[Path]:
+    files = sorted(SHARED_EXAMS.glob("*.json")) if SHARED_EXAMS.is_dir() else []
+    if not files:
+        pytest.skip(f"real exam files not present at {SHARED_EXAMS}")
+    return files
+
+
+@pytest.fixture
+def shared_corpora() -> Path:
+    if not SHARED_CORPORA.is_dir():
+        pytest.skip(f"real corpora not present at {SHARED_CORPORA}")
+    return SHARED_CORPORA
+
+
+def make_record(idx, qtype="单选题", domain="消防", answer="B", options=("甲", "乙", "丙", "丁"), stem=None, **kw):
+    """An official-format record written for tests."""
+    stem = stem or f"测试题目{idx}：下列哪一项符合规定（ ）。"
+    if qtype == "判断题":
+        q = stem
+    else:
+        q = stem + "\n" + "\n".join(f"{'ABCDEFG'[i]}．{t}{idx}" for i, t in enumerate(options))
+    rec = {"idx": idx, "question_type": qtype, "domain": domain, "question": q, "answer": answer, "explanation": ""}
+    rec.update(kw)
+    return rec
+
+
+@pytest.fixture
+def small_json(tmp_path) -> Path:
+    """A 24-item official-format file: every domain, every type."""
+    recs = []
+    domains = ["安全生产", "消防", "石油天然气", "建筑工程", "经济金融", "银行保险"]
+    i = 0
+    for d in domains:
+        for qtype, ans in (("单选题", "C"), ("多选题", "ABD"), ("判断题", "正确"), ("判断题", "错误")):
+            recs.append(make_record(i, qtype, d, ans))
+            i += 1
+    p = tmp_path / "small.json"
+    p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding="utf-8")
+    return p

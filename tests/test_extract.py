@@ -1,0 +1,233 @@
+"""extract_answer reads what a careful human grader reads, on realistic LLM replies of all three types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qualbench.records import FALSE, JUDGE, MULTI, SINGLE, TRUE
+from qualbench.scoring import ScoringError, extract_answer
+
+S, M, J = SINGLE, MULTI, JUDGE
+
+SINGLE_CASES = [
+    # bare and formatted answers
+    ("C", "C"),
+    ("B。", "B"),
+    (" \n D \n", "D"),
+    ("答案：C", "C"),
+    ("答案:A", "A"),
+    ("正确答案是B。", "B"),
+    ("选B", "B"),
+    ("答案是Ｂ", "B"),
+    ("（A）", "A"),
+    ("【答案】D", "D"),
+    ("\\boxed{D}", "D"),
+    ("最终答案：$\\boxed{\\text{C}}$", "C"),
+    ("**答案：B**", "B"),
+    ("### 答案\n\n**C**", "C"),
+    ("答案：**A**\n\n解析：根据《安全生产法》第二十一条，生产经营单位的主要负责人对本单位安全生产工作全面负责。", "A"),
+    ("B．立即停止作业，撤离危险区域", "B"),
+    ("A. 每年至少一次", "A"),
+    ("选项B", "B"),
+    ("本题选C。", "C"),
+    ("应选D，其余选项均不符合规定。", "D"),
+    ("正确的选项是A。", "A"),
+    ("正确答案应该是：B", "B"),
+    ("答：C", "C"),
+    ("答案为 D 选项", "D"),
+    ("我认为是B，因为特种作业人员必须经专门的安全技术培训并考核合格。", "B"),
+    # chain of thought: the stated final answer wins over option-by-option discussion
+    ("A项错误，B项错误，C项正确。故答案为C", "C"),
+    ("我们逐项分析：\nA. 该做法不符合规定；\nB. 也不对；\nC. 符合《消防法》的要求；\nD. 错误。\n因此，正确答案是C。", "C"),
+    ("首先排除A和D，因为它们与题意不符。B和C之间，B更符合《建设工程安全生产管理条例》第十条的规定。所以选B。", "B"),
+    ("答案：A\n\n等等，我重新核对一下条文，第三十条规定的是三个月。答案应为C。", "C"),
+    ("A项说法正确；B项说法错误；C项说法错误；D项说法错误。", "A"),
+    ("选项A、B、C都是干扰项，D项正确。", "D"),
+    ("分析：根据GB 50016-2014《建筑设计防火规范》，一类高层民用建筑的耐火等级不应低于一级。故选A。", "A"),
+    ("根据JGJ 59-2011，CO2灭火器适用于B类火灾，故选A", "A"),
+    ("AQ 3013规定了危险化学品从业单位安全标准化的要求，本题答案为D。", "D"),
+    ("SY/T 5225对石油天然气钻井作业有明确要求，答案是B", "B"),
+    ("GB/T 45001是职业健康安全管理体系标准，ISO 45001与之等同。答案：C", "C"),
+    ("A类火灾是固体物质火灾，应使用水型灭火器。答案C", "C"),
+    ("依据附录B的规定，本题选A。", "A"),
+    ("施工单位的项目负责人应当持有安全生产考核合格证书（B证），因此答案为B。", "B"),
+    ("专职安全生产管理人员持C证上岗，答案：C", "C"),
+    ("A公司向B公司转让股权时应当... 故本题答案为D。", "D"),
+    ("作业人员应正确佩戴PPE（个人防护装备），答案：A", "A"),
+    ("<think>A项看起来对，但B项更准确……再想想，应该是B。</think>\n答案：B", "B"),
+    ("<think>题目问的是最低要求。</think>\n\nC", "C"),
+    # English and JSON replies
+    ("The answer is C", "C"),
+    ("The correct answer is (B).", "B"),
+    ("Answer: D", "D"),
+    ("A fire extinguisher of the dry-powder type is suitable here, so the answer is D.", "D"),
+    ("Option A is incorrect because the limit is 24 hours. The correct option is B.", "B"),
+    ("I would choose A.", "A"),
+    ('{"answer": "C"}', "C"),
+    ('```json\n{"answer": "B", "reason": "依据第二十条"}\n```', "B"),
+    # ambiguous or no answer -> ""
+    ("", ""),
+    ("   ", ""),
+    ("asdf", ""),
+    ("我不知道。", ""),
+    ("无法确定答案，题目信息不足。", ""),
+    ("答案：AB", ""),
+    ("A或B", ""),
+    ("A和C都有道理。", ""),
+    ("A. 立即报告\nB. 停止作业\nC. 撤离现场\nD. 继续观察", ""),
+    ("According to ISO standards and PPE rules, a worker must comply.", ""),
+    ("根据GB 50016和JGJ 59的规定，该建筑属于A类。", ""),
+    ("答案是E", ""),  # outside this item's options (restricted below)
+]
+
+MULTI_CASES = [
+    ("ABD", "ABD"),
+    ("A、C、D", "ACD"),
+    ("答案：A，C，D", "ACD"),
+    ("答案：ACD", "ACD"),
+    ("答案：DCA", "ACD"),
+    ("BCD三项正确", "BCD"),
+    ("ACD均正确，B项错误。", "ACD"),
+    ("故选AC", "AC"),
+    ("正确答案为A、B、C、E。", "ABCE"),
+    ("【答案】ABCDE", "ABCDE"),
+    ("\\boxed{ABD}", "ABD"),
+    ("答案：A B D", "ABD"),
+    ("**正确答案：BC**", "BC"),
+    ("本题正确的有A、C。", "AC"),
+    ("A项正确，B项错误，C项正确，D项正确。", "ACD"),
+    ("A正确；B正确；C错误；D正确；E错误。", "ABD"),
+    ("逐项分析：A项符合规定；B项不正确；C项正确；D项正确。综上，答案为ACD。", "ACD"),
+    ("选项A、B正确，C项说法有误，D正确。故选ABD。", "ABD"),
+    ("答案：AB\n\n再检查一下，C项也符合《安全生产法》的规定，所以最终答案是ABC。", "ABC"),
+    ("ABC分类法是一种管理方法，本题答案为BD。", "BD"),
+    ("The answers are A, C and D.", "ACD"),
+    ("The correct options are A and B.", "AB"),
+    ('{"answer": "AB"}', "AB"),
+    ("<think>E项不对。</think>答案：ABCD", "ABCD"),
+    ("答案：B", "B"),  # a single letter is a (possibly partial) multi-choice answer
+    ("施工现场应配备A类、B类火灾适用的灭火器，本题选ABC。", "ABC"),
+    ("", ""),
+    ("我无法回答这个问题。", ""),
+    ("A项错误，B项错误。", ""),
+    ("CAD图纸与BIM模型须一致。", ""),
+]
+
+JUDGE_CASES = [
+    ("正确", TRUE),
+    ("错误", FALSE),
+    ("错误。", FALSE),
+    ("对", TRUE),
+    ("错。", FALSE),
+    ("√", TRUE),
+    ("×", FALSE),
+    ("✓ 该说法符合规定", TRUE),
+    ("✗", FALSE),
+    ("True", TRUE),
+    ("False", FALSE),
+    ("T", TRUE),
+    ("F", FALSE),
+    ("答案：错误", FALSE),
+    ("答案：正确", TRUE),
+    ("【答案】×", FALSE),
+    ("判断：√", TRUE),
+    ("\\boxed{错误}", FALSE),
+    ("**答案：正确**\n\n解析：《消防法》第十六条规定，机关、团体、企业、事业等单位应当落实消防安全责任制。", TRUE),
+    ("该说法正确", TRUE),
+    ("该说法不正确。", FALSE),
+    ("说法不正确", FALSE),
+    ("题目说法有误", FALSE),
+    ("这种说法是错误的。", FALSE),
+    ("该说法是正确的。", TRUE),
+    ("题目中的说法无误。", TRUE),
+    ("该说法并不正确，正确的做法是先断电再检修。", FALSE),
+    ("不对，应该是先通风后检测再作业。", FALSE),
+    ("正确答案应为“错误”。", FALSE),
+    ("正确答案：错误", FALSE),
+    ("该说法是否正确？答：错误", FALSE),
+    ("该说法正确吗？不。答案：错误", FALSE),
+    ("正确佩戴安全帽是必须的，因此该说法正确。", TRUE),
+    ("根据《安全生产法》第二十八条，生产经营单位应当对从业人员进行安全生产教育和培训，因此题干说法正确。", TRUE),
+    ("题目把“三个月”说成了“六个月”，所以该说法错误。", FALSE),
+    ("分析：特种作业人员须持证上岗，题目说可以先上岗后培训，这是不对的。结论：错误", FALSE),
+    ("答案：错误。该说法正确的部分是要求设置警示标志，但时限表述有误。", FALSE),
+    ("答案：错误\n解析：正确的做法是立即停止作业并报告。", FALSE),
+    ("<think>题目说的是每年一次，法条写的是每季度一次……</think>\n错误", FALSE),
+    ("The statement is false.", FALSE),
+    ("The answer is True.", TRUE),
+    ("Answer: False", FALSE),
+    ("This statement is correct according to the Fire Protection Law.", TRUE),
+    ('{"answer": "错误"}', FALSE),
+    ('{"answer": false}', FALSE),
+    ("没有错误，符合规定。", TRUE),
+    ("该说法不完全正确。", FALSE),
+    ("判断结果：正确", TRUE),
+    ("", ""),
+    ("我不确定。", ""),
+    ("这个问题需要结合具体情况分析。", ""),
+    ("有人认为正确，也有人认为错误。", ""),
+]
+
+CASES = (
+    [(r, S, e) for r, e in SINGLE_CASES] + [(r, M, e) for r, e in MULTI_CASES] + [(r, J, e) for r, e in JUDGE_CASES]
+)
+
+
+@pytest.mark.parametrize(("reply", "qtype", "expected"), CASES)
+def test_extract_table(reply: str, qtype: str, expected: str) -> None:
+    assert extract_answer(reply, qtype, "ABCD" if qtype == S else None) == expected
+
+
+def test_table_is_broad() -> None:
+    assert len(CASES) >= 100
+    assert {t for _, t, _ in CASES} == {S, M, J}
+
+
+def test_options_restrict_letters() -> None:
+    assert extract_answer("答案是E", S) == "E"
+    assert extract_answer("答案是E", S, "ABCD") == ""
+    assert extract_answer("答案是E", S, ["A", "B", "C", "D", "E"]) == "E"
+    assert extract_answer("答案：ABE", M, "ABCD") == "AB"  # the valid prefix of the stated group
+    assert extract_answer("答案：ABCDE", M, {"A": "x", "B": "y", "C": "z", "D": "w", "E": "v"}) == "ABCDE"
+
+
+def test_type_aliases_and_errors() -> None:
+    assert extract_answer("答案：C", "single") == "C"
+    assert extract_answer("答案：错误", "judge") == FALSE
+    assert extract_answer(None, S) == ""
+    with pytest.raises(ScoringError, match="unknown question_type"):
+        extract_answer("C", "填空题")
+    with pytest.raises(ScoringError, match="no option letters"):
+        extract_answer("C", S, "1234")
+
+
+def test_output_is_canonical() -> None:
+    for reply, qtype, _ in CASES:
+        out = extract_answer(reply, qtype)
+        if qtype == J:
+            assert out in ("", TRUE, FALSE)
+        else:
+            assert out == "".join(sorted(set(out))) and out.isascii()
+            assert len(out) <= 1 or qtype == M
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "exams"
+
+
+def test_gold_answers_read_back_from_real_items() -> None:
+    """A reply that states the real gold answer in common formats is read back exactly."""
+    import json
+
+    path = SHARED / "dev_construction_safety.json"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    items = json.loads(path.read_text(encoding="utf-8"))[::20]
+    templates = ["答案：{a}", "经分析，本题正确答案是{a}。", "**答案**：{a}\n解析略", "故选{a}", "{a}"]
+    for it in items:
+        for t in templates:
+            reply = t.format(a=it["answer"])
+            if it["question_type"] == JUDGE and t == "故选{a}":
+                continue
+            assert extract_answer(reply, it["question_type"]) == it["answer"], (it["idx"], reply)
