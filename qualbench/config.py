@@ -71,7 +71,10 @@ class QualBenchConfig:
 
 # Modules that register their own schemas: each has ``register_schemas(cs: ConfigStore) -> None``.
 SCHEMA_MODULES: list[str] = [
+    "federation.config",
     "qualbench.models.schemas",
+    "retrievers.schema",
+    "qualbench.models.retrieval",
 ]
 
 

@@ -10,6 +10,10 @@ from omegaconf import DictConfig
 
 TASKS: dict[str, str] = {
     "eval": "qualbench.runner:run_eval",
+    "federated": "federation.run:run_federated",
+    "crowd": "qualbench.analysis.crowd:run_crowd",
+    "contamination": "qualbench.analysis.contamination:run_contamination",
+    "retrieval_eval": "qualbench.retrieval_eval:run_retrieval_eval",
 }
 
 

@@ -42,7 +42,8 @@ class BM25Index:
             raise ValueError("cannot build a BM25 index over zero chunks")
         tok = get_tokenizer(params.tokenizer)
         corpus_tokens = [tok(c.text) or [""] for c in tqdm(chunks, desc=f"tokenize ({params.tokenizer})",
-                                                           leave=False, mininterval=2)]
+                                                           leave=False, mininterval=2,
+                                                           disable=len(chunks) < 1000)]
         model = bm25s.BM25(k1=params.k1, b=params.b, method=params.method)
         model.index(corpus_tokens, show_progress=False)
         return cls(model, [c.metadata["domain"] for c in chunks], params)
@@ -68,16 +69,17 @@ class BM25Index:
     def search(self, queries: list[str], allowed: list[frozenset[str] | None], k: int) -> list[Hits]:
         """Top-k chunks per query among the allowed domains (None = all); chunks scoring 0 are dropped."""
         out: list[Hits] = [[] for _ in queries]
+        tokens = [self._query_tokens(q) for q in queries]
         groups: dict[frozenset[str] | None, list[int]] = {}
         for i, a in enumerate(allowed):
             groups.setdefault(a, []).append(i)
         for dom, idxs in groups.items():
             mask = None if dom is None else np.isin(self.domains, list(dom)).astype(np.float32)
             n_ok = len(self.domains) if mask is None else int(mask.sum())
-            todo = [i for i in idxs if self._query_tokens(queries[i])]
+            todo = [i for i in idxs if tokens[i]]  # a query sharing no token with the corpus gets no hits
             if not todo or n_ok == 0:
                 continue
-            docs, scores = self.model.retrieve([self._query_tokens(queries[i]) for i in todo],
+            docs, scores = self.model.retrieve([tokens[i] for i in todo],
                                                k=min(k, len(self.domains)), show_progress=False,
                                                weight_mask=mask)
             for row, i in enumerate(todo):
@@ -85,7 +87,7 @@ class BM25Index:
                           if s > 0 and (mask is None or mask[d] > 0)]
         return out
 
-    def domain_scores(self, queries: list[str], depth: int = 10) -> np.ndarray:
+    def domain_scores(self, queries: list[str], depth: int = 3) -> np.ndarray:
         """[n_queries, n_domains] score of each domain: the sum of its chunks' scores in the top ``depth``."""
         hits = self.search(queries, [None] * len(queries), depth)
         col = {d: j for j, d in enumerate(self.domain_names)}

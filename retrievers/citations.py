@@ -72,8 +72,10 @@ class TitleResolver:
         self._keys: dict[str, str] = {}
         for t in self.titles:
             self._keys.setdefault(normalize_title(t), t)
-        for alias, title in (aliases or {}).items():
-            self._keys.setdefault(normalize_title(alias), title)
+        for alias, title in (aliases or {}).items():  # only aliases of laws the corpus holds
+            target = self._keys.get(normalize_title(title))
+            if target is not None:
+                self._keys.setdefault(normalize_title(alias), target)
 
     def resolve(self, cited: str) -> str | None:
         """The corpus title for a cited name, or None when the corpus does not hold that law."""
@@ -168,12 +170,17 @@ def corpus_titles(corpus_path: str | Path) -> dict[str, str]:
 
 
 def manifest_aliases(corpus_path: str | Path) -> dict[str, str]:
-    """``{short_title: title}`` from manifest yaml files next to the corpus, if any."""
+    """``{short_title: title}`` from manifest yaml files (``laws: [{title, short_title}, ...]``).
+
+    Looked up next to the corpus (``<corpus>/manifests``, ``<corpus>/../manifests``) and in the project's
+    ``corpora/manifests``.
+    """
     import yaml
 
     root = Path(corpus_path)
+    project = Path(__file__).resolve().parents[1] / "corpora" / "manifests"
     aliases: dict[str, str] = {}
-    for d in (root / "manifests", root.parent / "manifests"):
+    for d in dict.fromkeys((root / "manifests", root.parent / "manifests", project)):
         for f in sorted(d.glob("*.yaml")) if d.is_dir() else []:
             data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
             entries = data.get("laws", data.get("files", data)) if isinstance(data, dict) else data

@@ -37,6 +37,7 @@ class RetrieverConfig:
     kind: str = "bm25"  # bm25 | dense | hybrid
     routing: str = "oracle"  # oracle (the question's domain) | all | routed (classifier picks the domain)
     router: str = "auto"  # routed mode: auto | bm25 (score argmax) | centroid (nearest embedder centroid)
+    router_depth: int = 3  # bm25 router: a domain's score = sum of its chunks' scores in the global top-N
     top_k: int = 5
     tokenizer: str = "jieba"  # bm25: jieba | char_bigram
     bm25_k1: float = 1.5

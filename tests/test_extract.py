@@ -80,6 +80,30 @@ SINGLE_CASES = [
     ("According to ISO standards and PPE rules, a worker must comply.", ""),
     ("根据GB 50016和JGJ 59的规定，该建筑属于A类。", ""),
     ("答案是E", ""),  # outside this item's options (restricted below)
+    # more chatty replies
+    ("根据《中华人民共和国安全生产法》第二十四条规定，矿山、金属冶炼、建筑施工、运输单位和危险物品的生产、经营、储存、装卸单位，应当设置安全生产管理机构或者配备专职安全生产管理人员。\n\n因此，本题的正确答案是：**C. 设置安全生产管理机构或者配备专职安全生产管理人员**", "C"),
+    ("这道题考查的是消防设施的维护保养。选项A说法正确，选项B也正确，选项C错误，选项D正确。题目问的是错误的是哪一项，所以答案是C。", "C"),
+    ("选项分析：\n- A：错误，应为3个月\n- B：正确\n- C：错误\n- D：错误\n\n答案：B", "B"),
+    ("A\n解析：根据规定，应当在事故发生后1小时内报告。", "A"),
+    ("正确答案：B\n\n解析：\nA选项错误，因为时限不对。\nC选项错误，因为主体不对。\nD选项错误。", "B"),
+    ("我选择C选项。", "C"),
+    ("答案选D。", "D"),
+    ("B) 3个月", "B"),
+    ("Answer: (C) 30日内", "C"),
+    ("答案：C（30日）", "C"),
+    ("A选项：正确。B选项：错误。C选项：错误。D选项：错误。", "A"),
+    ("本题考查A级防火门的设置，答案为B。", "B"),
+    ("使用B型灭火器，选C", "C"),
+    ("答案：\nB", "B"),
+    ("答案是选项B：及时报告", "B"),
+    ("The correct answer is: **A. 立即停止作业**", "A"),
+    ("H2S浓度超标时应立即撤离，答案A", "A"),
+    ("C30混凝土的强度等级满足要求，答案D", "D"),
+    ("根据AQ/T 9006-2010，答案是B", "B"),
+    ("答案：B。\n\n注：如果题目问的是错误选项，则应选A。", "A"),  # the last stated answer wins
+    ("the answer should be b", ""),  # lower-case letters are not read
+    ("请在最后一行以“答案：X”的格式给出你的选择（X为选项字母）。", ""),  # echoed instruction
+    ("1.A 2.B", ""),
 ]
 
 MULTI_CASES = [
@@ -109,6 +133,21 @@ MULTI_CASES = [
     ("<think>E项不对。</think>答案：ABCD", "ABCD"),
     ("答案：B", "B"),  # a single letter is a (possibly partial) multi-choice answer
     ("施工现场应配备A类、B类火灾适用的灭火器，本题选ABC。", "ABC"),
+    ("正确选项为：A、B、D", "ABD"),
+    ("本题答案：ABCE\n解析：D项错误，应由建设单位负责。", "ABCE"),
+    ("答案是A,B,C", "ABC"),
+    ("A、B、C、D均正确", "ABCD"),
+    ("以上选项均正确，答案ABCD", "ABCD"),
+    ("选ACD。B项不符合《消防法》规定。", "ACD"),
+    ("1. A项正确\n2. B项错误\n3. C项正确\n\n最终答案：AC", "AC"),
+    ("A、B两项说法正确", "AB"),
+    ("应急预案分为综合预案、专项预案和现场处置方案。A、B、C三项正确，D项错误。", "ABC"),
+    ("答案：BD，A项和C项不符合题意。", "BD"),
+    ("Final answer: ABC", "ABC"),
+    ("正确的是B和D", "BD"),
+    ("选项C和D正确，A、B错误。", "CD"),
+    ("A and C are correct; B is wrong.", "AC"),
+    ("E", "E"),
     ("", ""),
     ("我无法回答这个问题。", ""),
     ("A项错误，B项错误。", ""),
@@ -164,14 +203,71 @@ JUDGE_CASES = [
     ("没有错误，符合规定。", TRUE),
     ("该说法不完全正确。", FALSE),
     ("判断结果：正确", TRUE),
+    ("答案：正确。该做法符合《安全生产法》要求。", TRUE),
+    ("错误，应当每年至少进行一次", FALSE),
+    ("× 根据规定应为30日", FALSE),
+    ("这个说法是对的。", TRUE),
+    ("此说法不对", FALSE),
+    ("判断：错", FALSE),
+    ("我认为这个说法是正确的，因为法律规定如此。", TRUE),
+    ("题目表述正确。", TRUE),
+    ("该表述有误。", FALSE),
+    ("**错误**\n\n理由：题目混淆了主体。", FALSE),
+    ("结论：该说法成立。", TRUE),
+    ("题干说法不成立。", FALSE),
+    ("Incorrect.", FALSE),
+    ("Correct. The law requires it.", TRUE),
+    ("这个说法是错的，应该是三个月", FALSE),
+    ("这句话是正确的。", TRUE),
+    ("不符合规定，错误。", FALSE),
+    ("It is true.", TRUE),
+    ("No, it's wrong.", FALSE),
+    ("答案：B（错误）", FALSE),
+    ("错误。题目说“可以不设置”，正确的是必须设置。", FALSE),
+    ("该说法正确吗？", ""),
+    ("答案：A", ""),
+    ("答案是：错误", FALSE),  # 是 links the marker to the verdict, it is not the verdict
+    ("结论是: 不正确", FALSE),
+    ("答案：是", TRUE),
+    ("答案：否。", FALSE),
+    ("答案是“错误”", FALSE),
+    ("请以“答案：正确”或“答案：错误”的格式作答。", ""),  # an echoed instruction offers both
+    ("请以“答案：正确”或“答案：错误”的格式作答。\n答案：正确", TRUE),
+    ("答案：正确/错误", ""),
     ("", ""),
     ("我不确定。", ""),
     ("这个问题需要结合具体情况分析。", ""),
     ("有人认为正确，也有人认为错误。", ""),
 ]
 
+EXTRA_CASES = [
+    ("### 分析\n\n题目考查的是《建设工程安全生产管理条例》。\n\n- **选项A**：符合条例第二十三条，正确。\n- **选项B**：主体错误，错误。\n- **选项C**：时限错误，错误。\n- **选项D**：与题意无关，错误。\n\n### 结论\n\n正确答案为 **A**。", S, "A"),
+    ("答案：ABC（多选）", M, "ABC"),
+    ("综上，本题应选择 B 项。", S, "B"),
+    ("### 判断结果：**错误**", J, FALSE),
+    ("该题目的说法是错误的。根据《安全生产法》第八十三条，应当立即报告。", J, FALSE),
+    ("题目中“应当在24小时内报告”的说法不正确，应为1小时。", J, FALSE),
+    ("答案：错误（×）", J, FALSE),
+    ("答案：A（正确选项为A项：设置安全生产管理机构）", S, "A"),
+    ("此题选D。解析：选项D中的“定期”是关键。", S, "D"),
+    ("Based on the regulation, option C is correct.", S, "C"),
+    ("选项 B 正确", S, "B"),
+    ("ABCD都对", M, "ABCD"),
+    ("全选ABCD", M, "ABCD"),
+    ("答案：A;B;D", M, "ABD"),
+    ("答案是（ C ）", S, "C"),
+    ("答案：C 30日内", S, "C"),
+    ("√（正确）", J, TRUE),
+    ("A. 正确", J, TRUE),
+    ("正确答案是B。B项中“三个月”符合规定，A项错误，C项错误。", S, "B"),
+    ("根据规定，特种作业人员必须持证上岗。答案：正确\n\n注意：题干中“可以先上岗后取证”的说法是错误的。", J, TRUE),
+]
+
 CASES = (
-    [(r, S, e) for r, e in SINGLE_CASES] + [(r, M, e) for r, e in MULTI_CASES] + [(r, J, e) for r, e in JUDGE_CASES]
+    [(r, S, e) for r, e in SINGLE_CASES]
+    + [(r, M, e) for r, e in MULTI_CASES]
+    + [(r, J, e) for r, e in JUDGE_CASES]
+    + EXTRA_CASES
 )
 
 
@@ -189,8 +285,21 @@ def test_options_restrict_letters() -> None:
     assert extract_answer("答案是E", S) == "E"
     assert extract_answer("答案是E", S, "ABCD") == ""
     assert extract_answer("答案是E", S, ["A", "B", "C", "D", "E"]) == "E"
-    assert extract_answer("答案：ABE", M, "ABCD") == "AB"  # the valid prefix of the stated group
+    assert extract_answer("答案：ABE", M, "ABCD") == ""  # names an option the item lacks
+    assert extract_answer("答案：A、B、E", M, "ABCD") == ""
+    assert extract_answer("答案：A、B ISO标准另有规定", M, "ABCD") == "AB"  # a word ends the group
     assert extract_answer("答案：ABCDE", M, {"A": "x", "B": "y", "C": "z", "D": "w", "E": "v"}) == "ABCDE"
+
+
+def test_long_adversarial_replies_stay_fast() -> None:
+    """No catastrophic backtracking: 10k-character degenerate replies take well under a second each."""
+    import time
+
+    for reply in ("A、" * 5000, "A项和" * 3000, "答案：" + "是" * 10000, "说法" * 5000 + "正确", "A, " * 3000):
+        for qtype in (S, M, J):
+            t0 = time.perf_counter()
+            extract_answer(reply, qtype)
+            assert time.perf_counter() - t0 < 5.0, (reply[:12], qtype)
 
 
 def test_type_aliases_and_errors() -> None:

@@ -34,7 +34,7 @@ def build_tiny_tokenizer(extra_texts: Iterable[str] = (), chat_template: bool = 
     for c in chars:
         vocab.setdefault(c, len(vocab))
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one token per character
     tk.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>",
@@ -45,12 +45,18 @@ def build_tiny_tokenizer(extra_texts: Iterable[str] = (), chat_template: bool = 
     return tok
 
 
-def build_tiny_model(tok, max_positions: int = 512, seed: int = 0):
-    """A 2-layer Llama with random weights sized to the tokenizer."""
+def build_tiny_model(tok, max_positions: int = 512, seed: int = 0, arch: str = "llama"):
+    """A 2-layer Llama (rotary positions) or GPT-2 (absolute positions) with random weights."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
+    if arch == "gpt2":
+        cfg = GPT2Config(
+            n_embd=64, n_layer=2, n_head=4, vocab_size=len(tok), n_positions=max_positions,
+            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        )
+        return GPT2LMHeadModel(cfg).eval()
     cfg = LlamaConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         intermediate_size=128, vocab_size=len(tok), max_position_embeddings=max_positions,
@@ -60,12 +66,13 @@ def build_tiny_model(tok, max_positions: int = 512, seed: int = 0):
 
 
 def save_tiny_lm(
-    path: str | Path, extra_texts: Iterable[str] = (), chat_template: bool = True, max_positions: int = 512
+    path: str | Path, extra_texts: Iterable[str] = (), chat_template: bool = True, max_positions: int = 512,
+    arch: str = "llama",
 ) -> Path:
     """Build and save tokenizer + model under ``path``; returns the path."""
     path = Path(path)
     tok = build_tiny_tokenizer(extra_texts, chat_template=chat_template)
-    model = build_tiny_model(tok, max_positions=max_positions)
+    model = build_tiny_model(tok, max_positions=max_positions, arch=arch)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from qualbench.analysis.runs import RunInfo, assign_labels, load_runs
-from qualbench.analysis.stats import bootstrap_mean_ci, compare_groups
+from qualbench.analysis.stats import bootstrap_mean_ci, compare_groups, group_order
 from qualbench.errors import ConfigError, DataError
 from qualbench.records import JUDGE, MULTI, QUESTION_TYPES
 
@@ -209,7 +209,7 @@ def _crowdkit(name: str) -> Callable[[], Any]:
     return {
         "dawid_skene": lambda: aggregation.DawidSkene(n_iter=100),
         "glad": lambda: aggregation.GLAD(n_iter=100),
-        "mace": lambda: aggregation.MACE(random_state=0),
+        "mace": lambda: aggregation.MACE(n_restarts=3, n_iter=50, random_state=0),
     }[name]
 
 
@@ -259,7 +259,7 @@ def summarize(correct: np.ndarray, domain: Sequence[str], qtype: Sequence[str], 
     d = np.asarray(domain, dtype=object)
     t = np.asarray(qtype, dtype=object)
     res = one(np.ones(len(correct), dtype=bool))
-    res["by_domain"] = {k: one(d == k) for k in sorted(set(d.tolist()))}
+    res["by_domain"] = {k: one(d == k) for k in group_order(d.tolist())}
     res["by_type"] = {k: one(t == k) for k in QUESTION_TYPES if (t == k).any()}
     return res
 
@@ -348,6 +348,10 @@ def _pct(x: float) -> str:
     return "—" if x is None or x != x else f"{100 * x:.1f}"
 
 
+def _sp(x: float) -> str:
+    return "—" if x is None or x != x else f"{100 * x:+.1f}"
+
+
 def _ci(ci: Sequence[float]) -> str:
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
 
@@ -388,7 +392,7 @@ def to_markdown(res: Mapping[str, Any]) -> str:
     L += ["|---|---|---|---|---|---|---|---|"]
     for m, r in meth.items():
         c = r.get("vs_best_single", {}).get("all")
-        d = (_pct(c["delta"]), _ci([c["ci_low"], c["ci_high"]]), _p(c["p_bootstrap"]), _p(c["p_mcnemar"])) if c else ("—",) * 4
+        d = (_sp(c["delta"]), f"[{_sp(c['ci_low'])}, {_sp(c['ci_high'])}]", _p(c["p_bootstrap"]), _p(c["p_mcnemar"])) if c else ("—",) * 4
         L.append(f"| {m} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} | {' | '.join(d)} | {r.get('note', '')} |")
     for kind, title in (("by_domain", "Per domain"), ("by_type", "Per type")):
         groups = list(next(iter(meth.values()))[kind])
@@ -404,7 +408,7 @@ def to_markdown(res: Mapping[str, Any]) -> str:
         v = r.get("vs_best_single")
         if not v:
             continue
-        cells = [f"{_pct(v[g]['delta'])} {_ci([v[g]['ci_low'], v[g]['ci_high']])} p={_p(v[g]['p_holm'])}" for g in groups]
+        cells = [f"{_sp(v[g]['delta'])} [{_sp(v[g]['ci_low'])}, {_sp(v[g]['ci_high'])}] p={_p(v[g]['p_holm'])}" for g in groups]
         L.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(L) + "\n"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -83,7 +84,12 @@ class RunInfo:
         """A config value as the user would name it: an override, a group choice or a dotted config key."""
         if key in self.overrides:
             return self.overrides[key]
-        return self.config.get(key)
+        if key in self.config:
+            return self.config[key]
+        for sub in ("name", "kind"):  # a group choice not recorded (no .hydra/): the option's own name
+            if f"{key}.{sub}" in self.config:
+                return self.config[f"{key}.{sub}"]
+        return None
 
     def correctness(self) -> dict[str, dict[str, Any]]:
         """idx → the prediction row (last one wins if an idx repeats)."""
@@ -163,6 +169,10 @@ def align(runs: list[RunInfo]) -> tuple[list[str], dict[str, list[str]]]:
     return sorted(common), {k: v for k, v in missing.items() if v}
 
 
+# Settings that do not change what is measured (bootstrap resamples, batch size, Hydra's own keys).
+NOISE_PREFIXES = ("hydra", "run.", "experiment_name")
+
+
 def _same(values: list[Any]) -> bool:
     return all(v == values[0] for v in values[1:])
 
@@ -179,7 +189,7 @@ def varying_keys(runs: list[RunInfo]) -> list[str]:
     keys: list[str] = []
     for r in runs:
         keys += [k for k in r.overrides if k not in keys]
-    diff = [k for k in keys if not _same([r.value(k) for r in runs])]
+    diff = [k for k in keys if not k.startswith(NOISE_PREFIXES) and not _same([r.value(k) for r in runs])]
     if diff:
         return diff
     all_keys: list[str] = []
@@ -189,7 +199,7 @@ def varying_keys(runs: list[RunInfo]) -> list[str]:
             if k not in seen:
                 seen.add(k)
                 all_keys.append(k)
-    diff = [k for k in all_keys if not k.startswith("hydra") and not _same([r.config.get(k) for r in runs])]
+    diff = [k for k in all_keys if not k.startswith(NOISE_PREFIXES) and not _same([r.config.get(k) for r in runs])]
     groups = {k for k in diff if "." not in k}
     return [k for k in diff if k.split(".", 1)[0] not in groups or "." not in k]
 
@@ -199,13 +209,13 @@ def assign_labels(runs: list[RunInfo]) -> list[str]:
     keys = varying_keys(runs)
     labels = []
     for r in runs:
-        if keys:
-            lab = " ".join(f"{k.rsplit('.', 1)[-1] if k.count('.') > 1 else k}={r.value(k)}" for k in keys)
-        else:
-            lab = r.path.name
+        parts = [f"{k.rsplit('.', 1)[-1] if k.count('.') > 1 else k}={r.value(k)}" for k in keys
+                 if r.value(k) is not None]
+        lab = " ".join(parts) or r.path.name
         labels.append(lab)
-    if len(set(labels)) < len(labels):  # still ambiguous: add the directory name
-        labels = [f"{lab} [{r.path.name}]" for lab, r in zip(labels, runs)]
+    counts = Counter(labels)
+    if any(c > 1 for c in counts.values()):  # still ambiguous: add the directory name to those
+        labels = [f"{lab} [{r.path.name}]" if counts[lab] > 1 else lab for lab, r in zip(labels, runs)]
     for r, lab in zip(runs, labels):
         r.label = lab
     return labels

@@ -136,6 +136,16 @@ def holm(pvalues: Sequence[float] | Mapping[str, float]) -> Any:
     return out.tolist()
 
 
+def group_order(names: Sequence[str]) -> list[str]:
+    """Distinct group names in the canonical order: the six domains, then 单选/多选/判断, then the rest sorted."""
+    from qualbench.domains import DOMAIN_NAMES
+    from qualbench.records import QUESTION_TYPES
+
+    known = list(DOMAIN_NAMES) + list(QUESTION_TYPES)
+    uniq = set(map(str, names))
+    return [k for k in known if k in uniq] + sorted(uniq - set(known))
+
+
 @dataclass
 class Comparison:
     """One row of a comparison table: b against a on the same items."""
@@ -187,7 +197,7 @@ def compare_groups(
     x, y = _as01(a), _as01(b)
     g = np.asarray(list(groups), dtype=object)
     out: dict[str, Comparison] = {"all": compare_paired(x, y, n_boot=n_boot, seed=seed)}
-    for name in sorted(set(g.tolist())):
+    for name in group_order(g.tolist()):
         m = g == name
         out[str(name)] = compare_paired(x[m], y[m], n_boot=n_boot, seed=seed)
     names = [k for k in out if k != "all"]

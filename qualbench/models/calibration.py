@@ -44,9 +44,9 @@ class Calibration:
 
     def judge_prob(self, f: ItemFeatures) -> float:
         """Estimated probability that the statement is 正确."""
-        if self.judge_coef is None:
-            cov, num_miss, modal_miss = f.X[0], f.X[4], f.X[5]
-            return float(cov >= 0.6 and not num_miss and not modal_miss)
+        if self.judge_coef is None:  # default rule: 错误 only when a law sentence was visibly altered
+            x = dict(zip(JUDGE_FEATURES, f.X))
+            return 0.0 if x["altered"] or (x["num_miss"] and x["cov"] >= 0.7) else 1.0
         z = (f.X - self.judge_mean) / self.judge_scale
         return float(1.0 / (1.0 + np.exp(-(z @ self.judge_coef + self.judge_intercept))))
 
@@ -68,19 +68,33 @@ class Calibration:
 
 
 # ---- fitting --------------------------------------------------------------------------------------
-def _fit_choice(items: Sequence[ItemFeatures]) -> np.ndarray | None:
-    """Logistic regression of "option is in the answer" on the option evidence (single + multi items)."""
-    from sklearn.linear_model import LogisticRegression
+def _fit_choice(items: Sequence[ItemFeatures], l2: float = 0.1) -> np.ndarray | None:
+    """Conditional logit: weights maximising the softmax probability of the answer option(s) per item."""
+    from scipy.optimize import minimize
 
-    X, y = [], []
-    for f in items:
-        for letter, row in zip(f.letters, f.X):
-            X.append(row)
-            y.append(int(letter in f.answer))
-    if len(items) < MIN_FIT_ITEMS or len(set(y)) < 2:
+    items = [f for f in items if len(f.letters) >= 2 and any(l in f.answer for l in f.letters)]
+    if len(items) < MIN_FIT_ITEMS:
         return None
-    lr = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(np.array(X), np.array(y))
-    return lr.coef_[0]
+    Xs = [f.X for f in items]
+    targets = []
+    for f in items:
+        m = np.array([float(l in f.answer) for l in f.letters])
+        targets.append(m / m.sum())
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.0, np.zeros_like(w)
+        for X, t in zip(Xs, targets):
+            s = X @ w
+            s = s - s.max()
+            p = np.exp(s)
+            p /= p.sum()
+            total -= float(t @ np.log(p + 1e-12))
+            grad -= X.T @ (t - p)
+        n = len(Xs)
+        return total / n + l2 * float(w @ w), grad / n + 2 * l2 * w
+
+    w0 = np.ones(Xs[0].shape[1])
+    return minimize(loss, w0, jac=True, method="L-BFGS-B").x
 
 
 def _fit_tau(cal: Calibration, items: Sequence[ItemFeatures]) -> float | None:

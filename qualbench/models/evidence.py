@@ -18,22 +18,30 @@ _NUMBERING = re.compile(r"^\s*\d+\s*[、.．]\s*")
 _NON_WORD = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff]+")
 # stems that ask for the wrong / excluded option(s): 说法错误的是, 不属于……的是, ……除外
 NEGATIVE_STEM = re.compile(
-    r"(不正确|不准确|错误|有误|不属于|不包括|不符合|不恰当|不合理|不妥|不应|不得|不能|不需要|不必|不是|不可以|不宜|除外|无关)"
+    r"(不正确|不准确|错误|有误|不属于|不包括|不符合|不恰当|不合理|不妥|不是|不需要|不必|无关)[^，。；,;]*?(的是|的有|是|有)?$"
+    r"|除\s*[^，。；,;]{0,12}?\s*外|(下列|以下)[^，。；,;]*?(不正确|不属于|不包括|不符合|不是|错误|有误|不需要|不必)"
 )
 _NUMBER = re.compile(r"\d+(?:\.\d+)?|[一二三四五六七八九十百千两半]+(?=[个日天年月周小时分钟%％万元人次级倍米层])")
 MODALS = ("应当", "可以", "不得", "必须", "禁止", "严禁", "不应", "无需", "不需要", "有权", "不能")
 ABSOLUTES = ("一律", "所有", "任何", "全部", "只要", "只有", "仅", "均", "都", "完全", "绝对", "一定", "无须", "无需")
 NEGATIONS = ("不", "未", "无", "非", "禁止", "严禁")
 
-CHOICE_FEATURES = ("ret", "own_cov", "joint_cov", "fill", "stem_rank")
+CHOICE_FEATURES = ("ret", "own_cov", "joint_cov", "fill", "stem_ev")
 JUDGE_FEATURES = (
     "cov", "joint", "lcs", "ret_norm", "num_miss", "modal_miss", "modal_extra", "absolute", "negation",
+    "word_miss", "clean_support", "dirty_support", "near_copy", "altered",
 )
 
 
 def clean_stem(stem: str) -> str:
     """The stem without source numbering ("76、") and blank markers."""
     return _BLANK.sub(" ", _NUMBERING.sub("", stem)).strip()
+
+
+def is_negative(stem: str) -> bool:
+    """Does the stem ask for the wrong / excluded option(s) (说法错误的是, 不属于……的是, ……除外)?"""
+    s = clean_stem(stem).rstrip("。．.？?：: 　")
+    return bool(NEGATIVE_STEM.search(s))
 
 
 def _chars(text: str) -> str:
@@ -47,9 +55,9 @@ def ngrams(text: str, n: int = 2) -> set[str]:
     return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
-def coverage(part: str, passage: str, n: int = 2) -> float:
-    """Share of ``part``'s character n-grams that occur in ``passage`` (0 when ``part`` has none)."""
-    grams = ngrams(part, n)
+def coverage(part: str, passage: str, n: int = 2, exclude: frozenset[str] = frozenset()) -> float:
+    """Share of ``part``'s character n-grams (minus ``exclude``) that occur in ``passage`` (0 if none)."""
+    grams = ngrams(part, n) - exclude or ngrams(part, n)
     if not grams:
         return 0.0
     p = _chars(passage)
@@ -106,6 +114,16 @@ def fill_score(stem: str, option: str, passages: Sequence[str], n: int = 3) -> f
     return best
 
 
+def missing_words(statement: str, passage: str) -> int:
+    """How many words (2+ characters, jieba) of the statement do not occur in the passage."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    p = _chars(passage)
+    words = {w for w in jieba.lcut(_chars(statement)) if len(w) >= 2}
+    return sum(1 for w in words if w not in p)
+
+
 def numbers(text: str) -> set[str]:
     return set(_NUMBER.findall(text))
 
@@ -144,21 +162,23 @@ def choice_features(item: Question, own: list[list[Any]], stem_docs: list[Any]) 
     pool = list(stem_docs) + [d for docs in own for d in docs]
     pool_text = [d.page_content for d in pool]
     stem_cov = [coverage(stem, t) for t in pool_text]
-    stem_rank = {d.page_content: r for r, d in enumerate(stem_docs)}
+    stem_top = [d.page_content for d in stem_docs[:3]]
+    # bigrams every option shares ("单位" in 建设单位/施工单位/监理单位) cannot tell the options apart
+    grams = [ngrams(o) for o in item.options.values()]
+    common = frozenset(set.intersection(*grams)) if grams else frozenset()
     rows = []
     for docs, opt in zip(own, item.options.values()):
         texts = [d.page_content for d in docs]
         ret = max((_score(d) for d in docs), default=0.0)
-        own_cov = max((coverage(opt, t) for t in texts), default=0.0)
-        joint = max((coverage(opt, t) * sc for t, sc in zip(pool_text, stem_cov)), default=0.0)
+        own_cov = max((coverage(opt, t, exclude=common) for t in texts), default=0.0)
+        joint = max((coverage(opt, t, exclude=common) * sc for t, sc in zip(pool_text, stem_cov)), default=0.0)
         fill = fill_score(item.stem, opt, pool_text)
-        # does the option's best passage also rank high for the stem alone?
-        ranks = [stem_rank[t] for t in texts if t in stem_rank]
-        rank_feat = 1.0 / (1 + min(ranks)) if ranks else 0.0
-        rows.append([ret, own_cov, joint, fill, rank_feat])
+        # is the option in the passages that best match the stem alone?
+        stem_ev = max((coverage(opt, t, exclude=common) for t in stem_top), default=0.0)
+        rows.append([ret, own_cov, joint, fill, stem_ev])
     X = np.array(rows, dtype=float)
     X = np.column_stack([_minmax(X[:, j]) for j in range(X.shape[1])])
-    negative = bool(NEGATIVE_STEM.search(stem))
+    negative = is_negative(item.stem)
     if negative:
         X = 1.0 - X
     ev = [[_label(d) for d in docs[:3]] for docs in own]
@@ -182,7 +202,17 @@ def judge_features(item: Question, docs: list[Any]) -> ItemFeatures:
     modal_extra = float(any(m in best_text and m not in stmt for m in ("不得", "禁止", "严禁", "应当", "必须")))
     absolute = float(sum(stmt.count(w) for w in ABSOLUTES))
     negation = float(sum(stmt.count(w) for w in NEGATIONS))
-    X = np.array([cov, joint, lcs, ret, num_miss, modal_miss, modal_extra, absolute, negation], dtype=float)
+    # false statements are often a law sentence with one term swapped (施工单位 → 建设单位)
+    miss = float(missing_words(stmt, best_text)) if best_text else 0.0
+    clean = cov if miss == 0 else 0.0
+    dirty = cov * min(miss, 3.0)
+    near_copy = float(cov >= 0.85 and miss == 0)  # the statement is (almost) a sentence of the law
+    altered = float(cov >= 0.7 and 1 <= miss < 4)  # a law sentence with a few words changed
+    X = np.array(
+        [cov, joint, lcs, ret, num_miss, modal_miss, modal_extra, absolute, negation, miss, clean, dirty,
+         near_copy, altered],
+        dtype=float,
+    )
     return ItemFeatures(item.idx, JUDGE, (), X, item.answer, False, [[_label(d) for d in docs[:3]]])
 
 
@@ -207,7 +237,10 @@ def collect_features(
                 queries.append(f"{stem} {opt}")
                 domains.append(slug)
         spans.append((start, len(queries)))
-    results = retriever.search_batch(queries, domains=domains, k=k) if queries else []
+    if k <= 0 or not queries:  # top_k=0: the no-retrieval ablation point, every item gets no evidence
+        results: list[list[Any]] = [[] for _ in queries]
+    else:
+        results = retriever.search_batch(queries, domains=domains, k=k)
     if len(results) != len(queries):
         raise RuntimeError(f"retriever returned {len(results)} result lists for {len(queries)} queries")
     feats = []

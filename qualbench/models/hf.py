@@ -7,6 +7,7 @@ Prompts are never truncated: an item whose prompt does not fit the context is sk
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import time
@@ -17,15 +18,16 @@ from tqdm.auto import tqdm
 
 from qualbench.errors import ConfigError
 from qualbench.models.base import ModelError
-from qualbench.models.hf_loglik import candidates, decide, left_pad, length_sorted_batches
+from qualbench.models.hf_loglik import candidates, common_prefix_len, decide, left_pad, length_sorted_batches
 from qualbench.prompts.render import messages_to_text
-from qualbench.records import Request, Response
+from qualbench.records import MULTI, QUESTION_TYPES, Request, Response
 
 log = logging.getLogger(__name__)
 
 MODES = ("generate", "loglik")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MIN_SHARED_PREFIX = 16  # tokens; below this a shared-prefix KV cache is not worth its copy
 
 
 def resolve_device(device: str) -> str:
@@ -72,11 +74,14 @@ class HFModel:
         trust_remote_code: bool = False,
         local_files_only: bool | None = None,
         chat_template: str = "auto",
+        chat_template_kwargs: dict[str, Any] | None = None,
         max_context: int | None = None,
         on_overflow: str = "skip",
         answer_prefix: str = "答案：",
         multi_threshold: float = 0.5,
         multi_min: int = 2,
+        multi_method: str = "threshold",
+        prefix_cache: bool = True,
         judge_words: Sequence[str] = ("正确", "错误"),
         show_progress: bool = True,
     ) -> None:
@@ -86,6 +91,8 @@ class HFModel:
             raise ConfigError(f"model.on_overflow must be skip or error, got {on_overflow!r}")
         if chat_template not in ("auto", "none"):
             raise ConfigError(f"model.chat_template must be auto or none, got {chat_template!r}")
+        if multi_method not in ("threshold", "generate"):
+            raise ConfigError(f"model.multi_method must be threshold or generate, got {multi_method!r}")
         if len(judge_words) != 2 or judge_words[0] == judge_words[1]:
             raise ConfigError(f"model.judge_words must be two different words, got {list(judge_words)}")
         if batch_size < 1 or max_new_tokens < 1:
@@ -99,6 +106,9 @@ class HFModel:
         self.answer_prefix = answer_prefix
         self.multi_threshold = float(multi_threshold)
         self.multi_min = int(multi_min)
+        self.multi_method = multi_method
+        self.prefix_cache = bool(prefix_cache)
+        self._prefix_memo: tuple[tuple[int, ...], Any] | None = None
         self.judge_words = tuple(judge_words)
         self.show_progress = show_progress
         if local_files_only is None:
@@ -107,8 +117,13 @@ class HFModel:
         self.tokenizer, self.model = self._load(
             resolve_dtype(dtype, self.device), adapter, trust_remote_code, local_files_only
         )
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.use_chat_template = chat_template == "auto" and bool(getattr(self.tokenizer, "chat_template", None))
         self.context = int(max_context or self._model_context())
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        params = inspect.signature(base.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
 
     # ---------------------------------------------------------------- loading
     def _load(self, dtype: Any, adapter: str | None, trust_remote_code: bool, local_files_only: bool):
@@ -119,7 +134,9 @@ class HFModel:
             tok = AutoTokenizer.from_pretrained(self.path, **kw)
             model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype, **kw)
         except (OSError, ValueError) as e:
-            hint = " (offline: local_files_only=true; pass a local directory or warm the HF cache)" if local_files_only else ""
+            hint = ""
+            if local_files_only:
+                hint = " (offline: local_files_only=true; pass a local directory or warm the HF cache)"
             raise ModelError(f"cannot load model {self.path!r}{hint}: {e}") from e
         tok.padding_side = "left"
         if tok.pad_token_id is None:
@@ -152,14 +169,19 @@ class HFModel:
         if not self.use_chat_template:
             return messages_to_text(messages)
         try:
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return self._apply_template(messages)
         except Exception as e:  # jinja raises TemplateError for e.g. "system role not supported"
             if not messages or messages[0]["role"] != "system":
                 raise ModelError(f"chat template of {self.path!r} failed: {e}") from e
             merged = [dict(m) for m in messages[1:]]
             first_user = next(m for m in merged if m["role"] == "user")
             first_user["content"] = messages[0]["content"] + "\n\n" + first_user["content"]
-            return self.tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
+            return self._apply_template(merged)
+
+    def _apply_template(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, **self.chat_template_kwargs
+        )
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a prompt; special tokens (BOS) are added only when no chat template supplies them."""
@@ -186,9 +208,18 @@ class HFModel:
 
     # ---------------------------------------------------------------- generate
     def generate(self, requests: list[Request]) -> list[Response]:
-        if self.mode == "loglik":
+        if self.mode == "generate":
+            return self._generate(requests)
+        if self.multi_method == "threshold":
             return self._loglik(requests)
-        return self._generate(requests)
+        # 多选题 by generation, the rest by log-likelihood
+        gen = [i for i, r in enumerate(requests) if r.item.question_type == MULTI]
+        rest = [i for i, r in enumerate(requests) if r.item.question_type != MULTI]
+        out: list[Response | None] = [None] * len(requests)
+        for idxs, fn in ((rest, self._loglik), (gen, self._generate)):
+            for i, resp in zip(idxs, fn([requests[i] for i in idxs]) if idxs else []):
+                out[i] = resp
+        return out  # type: ignore[return-value]
 
     def _generation_config(self):
         gc = copy.deepcopy(self.model.generation_config)
@@ -253,11 +284,53 @@ class HFModel:
 
         input_ids, mask = self._tensors(seqs)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        kw = {self._keep_kw: keep} if self._keep_kw else {}
         with torch.inference_mode():
-            logits = self.model(
-                input_ids=input_ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep
-            ).logits
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, **kw).logits
         return torch.log_softmax(logits[:, -keep:, :].float(), dim=-1)
+
+    def _prefix_state(self, prefix: list[int]):
+        """KV cache of ``prefix`` (batch 1), memoised for the next batch with the same prefix."""
+        import torch
+
+        key = tuple(prefix)
+        if self._prefix_memo is None or self._prefix_memo[0] != key:
+            ids = torch.tensor([prefix], device=self.device)
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            self._prefix_memo = (key, cache)
+        return self._prefix_memo[1]
+
+    def _last_logprobs_shared_prefix(self, seqs: list[list[int]]):
+        """Last-position log-softmax, running the batch's common token prefix once and reusing its KV cache.
+
+        Suffixes are left-padded *after* the prefix; the attention mask hides the gap and ``position_ids``
+        continue the prefix, so the result equals the plain forward pass (tests check this).
+        """
+        import torch
+
+        n = common_prefix_len(seqs)
+        n = min(n, min(len(s) for s in seqs) - 1)  # every row keeps at least one token of its own
+        if not self.prefix_cache or n < MIN_SHARED_PREFIX:
+            return self._forward_logprobs(seqs, keep=1)[:, -1, :]
+        try:
+            cache = copy.deepcopy(self._prefix_state(seqs[0][:n]))
+            if len(seqs) > 1:
+                cache.batch_repeat_interleave(len(seqs))
+        except (AttributeError, TypeError, RuntimeError) as e:  # a model whose cache cannot be copied/expanded
+            log.warning("%s: shared-prefix cache unavailable (%s); using plain forward passes", self.name, e)
+            self.prefix_cache = False
+            return self._forward_logprobs(seqs, keep=1)[:, -1, :]
+        ids, smask = self._tensors([s[n:] for s in seqs])
+        mask = torch.cat([torch.ones(len(seqs), n, dtype=smask.dtype, device=smask.device), smask], dim=1)
+        pos = n + (smask.cumsum(-1) - 1).clamp(min=0)
+        kw = {self._cache_kw: cache}
+        if self._keep_kw:
+            kw[self._keep_kw] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kw).logits
+        return torch.log_softmax(logits[:, -1, :].float(), dim=-1)
 
     def _loglik(self, requests: list[Request]) -> list[Response]:
         """Score each candidate answer's continuation after prompt + ``answer_prefix``; pick by ``decide``."""
@@ -284,11 +357,18 @@ class HFModel:
         latency: dict[int, float] = {i: 0.0 for i in ctx_ids}
         # Pass 1: one forward pass per question gives every single-token continuation (letters, 对/错).
         todo = list(ctx_ids)
-        batches = length_sorted_batches([len(ctx_ids[i]) for i in todo], self.batch_size)
-        for batch in tqdm(batches, desc=f"{self.name} loglik", disable=not self.show_progress, leave=False):
-            rows = [todo[j] for j in batch]
+        # same-type items share system/format/demonstration text: with prefix_cache, batch them together
+        groups = [todo]
+        if self.prefix_cache:
+            groups = [[i for i in todo if requests[i].item.question_type == t] for t in QUESTION_TYPES]
+        batches = [
+            [g[j] for j in b]
+            for g in groups
+            for b in length_sorted_batches([len(ctx_ids[i]) for i in g], self.batch_size)
+        ]
+        for rows in tqdm(batches, desc=f"{self.name} loglik", disable=not self.show_progress, leave=False):
             t0 = time.perf_counter()
-            lp = self._forward_logprobs([ctx_ids[i] for i in rows], keep=1)[:, -1, :]
+            lp = self._last_logprobs_shared_prefix([ctx_ids[i] for i in rows])
             dt = (time.perf_counter() - t0) / len(rows)
             for b, i in enumerate(rows):
                 latency[i] += dt

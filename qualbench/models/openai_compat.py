@@ -150,6 +150,13 @@ class OpenAIChatModel:
         return out  # type: ignore[return-value]
 
     def _one(self, request: Request, abort: threading.Event) -> Response:
+        try:
+            return self._attempts(request, abort)
+        except ModelError:
+            abort.set()  # start nothing more in this batch: the run is ending
+            raise
+
+    def _attempts(self, request: Request, abort: threading.Event) -> Response:
         body = self.body(request)
         idx = request.item.idx
         attempt = 0
@@ -179,7 +186,9 @@ class OpenAIChatModel:
                         return Response(text="", skipped=reason, meta={"attempts": attempt})
                     raise ModelError(f"{self.url}: item {idx}: {reason}")
                 else:
-                    raise ModelError(f"{self.url} answered HTTP {r.status_code} for item {idx} (not retried): {snippet}")
+                    raise ModelError(
+                        f"{self.url} answered HTTP {r.status_code} for item {idx} (not retried): {snippet}"
+                    )
             if attempt > self.max_retries:
                 raise ModelError(f"{self.url} failed for item {idx} after {attempt} attempts; last error: {last}")
             delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, retry_after)

@@ -24,11 +24,14 @@ class HFModelConfig:
     trust_remote_code: bool = False
     local_files_only: Optional[bool] = None  # None: True when HF_HUB_OFFLINE is set
     chat_template: str = "auto"  # auto (use the tokenizer's if it has one) | none
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {enable_thinking: false}
     max_context: Optional[int] = None  # None: model.config.max_position_embeddings
     on_overflow: str = "skip"  # skip | error
     answer_prefix: str = "答案："  # loglik: text after the prompt before the scored answer
     multi_threshold: float = 0.5  # loglik 多选题: keep letters with p >= tau * p_max (softmax over options)
     multi_min: int = 2  # loglik 多选题: always keep at least this many letters
+    multi_method: str = "threshold"  # loglik 多选题: threshold (one pass) | generate (greedy generation instead)
+    prefix_cache: bool = True  # loglik: run a batch's shared prompt prefix once and reuse its KV cache
     judge_words: list[str] = field(default_factory=lambda: ["正确", "错误"])  # loglik 判断题 continuations
     show_progress: bool = True
 

@@ -62,8 +62,13 @@ def build_tiny_model(
     num_heads: int = 4,
     max_positions: int = 1024,
     seed: int = 0,
+    initializer_range: float = 0.25,
 ) -> PreTrainedModel:
-    """A randomly initialised (seeded) Llama-architecture causal LM sized for ``tokenizer`` (CPU float32)."""
+    """A randomly initialised (seeded) Llama-architecture causal LM sized for ``tokenizer`` (CPU float32).
+
+    ``initializer_range`` is larger than the usual 0.02 so the tied output embeddings give logits with
+    enough range for LoRA fine-tuning to drive the answer-token loss well below ln(vocab).
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -79,6 +84,7 @@ def build_tiny_model(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.float32)

@@ -88,13 +88,26 @@ _NOUN_AFTER = (
 )
 # one run of option letters, unless it is part of a word, code or name (GB 50016, CO2, A类, 附录B, GB/T)
 _RUN = (
-    r"(?<![A-Za-z0-9_\\.\-])(?<!附录)(?<!附件)(?<!图)(?<!表)"
+    r"(?<![A-Za-z0-9_\\.\-°])(?<!附录)(?<!附件)(?<!图)(?<!表)(?<!dB\()"
     r"[A-Z]{1,8}"
-    r"(?![A-Za-z0-9_])(?![ \t]*\d)(?![.\-]\d)(?!/[A-Z]+[ \t]*\d)(?!'s)"
+    r"(?![A-Za-z0-9_])(?!(?<=[A-Z]{2})[ \t]*\d)(?![.\-]\d)(?!/[A-Z]+[ \t]*\d)(?!'s)"
     rf"(?![ \t]*(?:{_NOUN_AFTER}))"
 )
-_SEP = r"(?:[ \t]*(?:[、,;/&+]|和|与|及|以及|或|(?<![A-Za-z])(?:and|or)(?![A-Za-z]))[ \t]*(?:and[ \t]+|和|以及)?|[ \t]+)"
-_GROUP = rf"(?P<g>{_RUN}(?:{_SEP}{_RUN})*)"
+_VERDICT_NEG = r"不正确|不符合|不当选|不对|不是|不选|错误|有误|错(?![\u4e00-\u9fff])|排除|(?i:incorrect|wrong|false)"
+_VERDICT_POS = r"正确|符合题意|当选|对(?![\u4e00-\u9fff])|对的|无误|入选|(?i:correct|right|true)"
+_ITEM = r"(?:[ \t]*(?:项|选项))?"  # "A项、C项和D项"
+# list separators keep a group going (A、C、D / A和C / A, C and D) ...
+_SEP_LIST = r"[ \t]*(?:[、/&+]|和|与|及|以及|或|(?<![A-Za-z])(?:and|or)(?![A-Za-z]))[ \t]*"
+_SEP_LOOSE = r"(?:[ \t]*[,;][ \t]*(?:and[ \t]+|和|以及)?|[ \t]+)"
+# ... but after a comma a letter that opens a new clause is not part of the answer ("答案：BD，A项不符合题意")
+_CLAUSE = (
+    r"(?![ \t]*(?:项|选项)?[ \t]*(?:的|中|所述|说法|表述|描述|内容|做法|均|都|也|亦|是|为)*[ \t]*"
+    rf"(?:{_VERDICT_NEG}|{_VERDICT_POS}|不|符合|和|与|及))"
+)
+_GROUP_BODY = rf"{_RUN}{_ITEM}(?:{_SEP_LIST}{_RUN}{_ITEM}|{_SEP_LOOSE}{_RUN}{_CLAUSE}{_ITEM}){{0,7}}"
+_GROUP = rf"(?P<g>{_GROUP_BODY})"  # bounded repeats keep scanning linear on long replies
+# verdict subjects may be any list: "A项和C项正确", "A、B、D项正确"
+_GROUP_V = rf"(?P<g>{_RUN}{_ITEM}(?:(?:{_SEP_LIST}|{_SEP_LOOSE}){_RUN}{_ITEM}){{0,7}})"
 # punctuation, quotes, brackets and linking words between an answer marker and the letters
 _FILL = (
     r"(?:[\s:=\"'“”‘’【】\[\](){}<>《》「」\-—→,.]|是|为|应|该|就|选|择|项|则|即|只|可以|只能|最终|"
@@ -102,8 +115,10 @@ _FILL = (
 )
 _C_STRONG = re.compile(
     r"(?:答案|(?<![A-Za-z])(?i:answers?)(?![A-Za-z])|答(?=\s*:)|\\boxed\s*\{|"
-    r"(?<![不未可])选(?:择)?(?!项)|(?i:(?<![A-Za-z])(?:choose|select|pick|chose|go with)(?![A-Za-z])))"
+    r"(?i:(?<![A-Za-z])(?:choose|select|pick|chose|go with)(?![A-Za-z])))"
     + _FILL + _GROUP
+    # 选B / 故选AC / 应选择D (not 选项A, 不选A, or the noun 的选择 before an option list)
+    + r"|(?<![不未可的])选(?:择)?(?!项)[ \t:\"'“”(\[【]{0,4}(?:选项)?[ \t]*" + _GROUP.replace("?P<g>", "?P<g4>")
     + r"|" + _GROUP.replace("?P<g>", "?P<g2>")
     + r"[ \t]*(?:项|选项)?[ \t]*(?:是|为|才是)[ \t]*(?:本题|该题|此题)?的?(?:正确|最终|最佳|标准)?答案"
     + r"|" + _GROUP.replace("?P<g>", "?P<g3>")
@@ -112,20 +127,18 @@ _C_STRONG = re.compile(
 _C_SOFT = re.compile(
     r"(?:(?<!不)(?:正确|符合题意|符合要求|符合规定|恰当|最佳|最合适)的?(?:选项|答案|一项|项|说法|表述|做法|选择)?"
     r"(?:是|为|有|包括|应为|应是)|(?i:(?<![A-Za-z])(?:correct|right|best|final)\s+(?:options?|choices?|letters?)))"
-    + _FILL + _GROUP
+    + _FILL.replace(r"\s", r" \t") + _GROUP  # on the same line: "正确的是（ ）\nA．..." is a question
 )
-_VERDICT_NEG = r"不正确|不符合|不当选|不对|不是|不选|错误|有误|错(?![\u4e00-\u9fff])|排除|(?i:incorrect|wrong|false)"
-_VERDICT_POS = r"正确|符合题意|当选|对(?![\u4e00-\u9fff])|对的|无误|入选|(?i:correct|right|true)"
 _C_VERDICT = re.compile(
-    _GROUP + r"[ \t]*(?:项|选项|答案)?[ \t]*(?:中|里)?的?(?:说法|表述|描述|内容|做法|所述|选项)?[ \t]*"
+    _GROUP_V + r"[ \t]*(?:项|选项|答案)?[ \t]*(?:中|里)?的?(?:说法|表述|描述|内容|做法|所述|选项)?[ \t]*:?[ \t]*"
     r"(?:[一二三四五六七八两\d][个]?(?:项|选项))?[ \t]*(?:均|都|皆|全|全部|也|亦|则|是|为|(?i:is|are)[ \t])*[ \t]*"
     rf"(?:(?P<neg>{_VERDICT_NEG})|(?P<pos>{_VERDICT_POS}))"
 )
 _C_LEADING = re.compile(r"^[\s(\[【「\"'“]*(?:选项|(?i:option)\s*)?" + _GROUP + r"(?![ \t]*[a-z])")
 _C_ANY = re.compile(_GROUP + r"(?![ \t]*[a-z])")
 _LETTERS = re.compile(r"[A-Z]+")
-# all-valid-letter words that are never answers when written bare (tiers 4-5)
-_BARE_STOP = frozenset({"ACE", "AD", "BE", "CD", "DE", "EH", "AH", "BC", "EF"})
+# a reply that lists options ("A. ...\nB. ...") rather than answering
+_OPTION_LINE = re.compile(r"^[ \t]*\(?([A-Z])[ \t]*[.、:)](?=[ \t]*\S)", re.M)
 
 
 @lru_cache(maxsize=64)
@@ -145,13 +158,18 @@ def _options_key(options: Sequence[str] | Iterable[str] | None) -> str:
 
 
 def _group_letters(group: str, allowed: frozenset[str], bare: bool) -> str | None:
-    """Letters of one group, valid prefix only; None when it starts with a non-option run."""
+    """Letters of one group, or None when it names a letter that is not an option of this item.
+
+    A run with letters beyond A–H (ISO, PPE) is a word that ends the group; bare runs (tiers 4–5) must
+    also be strictly increasing, since words like CAD, BAD, ADD are not written answers.
+    """
     out: list[str] = []
     for run in _LETTERS.findall(group):
-        ok = all(c in allowed for c in run)
-        if ok and bare and (run in _BARE_STOP or any(a >= b for a, b in zip(run, run[1:]))):
-            ok = False  # bare words like CAD, BAD, ADD are not written answers
-        if not ok:
+        if not all(c in allowed for c in run):
+            if all(c in allowed or c in DEFAULT_LETTERS for c in run):
+                return None  # names an option this item does not have
+            break
+        if bare and any(a >= b for a, b in zip(run, run[1:])):
             break
         out.append(run)
     if not out:
@@ -181,7 +199,7 @@ def _verdicts(text: str, allowed: frozenset[str]) -> dict[str, bool]:
 
 
 def _extract_choice(text: str, allowed: frozenset[str]) -> str:
-    ans = _last_group(_C_STRONG, text, allowed, ("g", "g2", "g3"))
+    ans = _last_group(_C_STRONG, text, allowed, ("g", "g2", "g3", "g4"))
     if ans is None:
         ans = _last_group(_C_SOFT, text, allowed, ("g",))
     if ans is not None:
@@ -190,11 +208,17 @@ def _extract_choice(text: str, allowed: frozenset[str]) -> str:
     positive = "".join(sorted(c for c, ok in verdict.items() if ok))
     if positive:
         return positive
-    m = _C_LEADING.match(text)
-    if m and (ans := _group_letters(m.group("g"), allowed, bare=True)):
-        return ans
-    groups = {g for m in _C_ANY.finditer(text) if (g := _group_letters(m.group("g"), allowed, bare=True))}
-    groups = {g for g in groups if not all(verdict.get(c) is False for c in g)}  # drop letters judged wrong
+
+    def plausible(g: str | None) -> bool:  # not only letters the reply itself judged wrong
+        return bool(g) and not all(verdict.get(c) is False for c in g)
+
+    if len(set(_OPTION_LINE.findall(text))) >= 2:  # the reply lists options: their labels are not answers
+        text = _OPTION_LINE.sub(" ", text)
+    else:
+        m = _C_LEADING.match(text)
+        if m and plausible(ans := _group_letters(m.group("g"), allowed, bare=True)):
+            return ans
+    groups = {g for m in _C_ANY.finditer(text) if plausible(g := _group_letters(m.group("g"), allowed, bare=True))}
     return groups.pop() if len(groups) == 1 else ""
 
 
@@ -203,11 +227,11 @@ def _extract_choice(text: str, allowed: frozenset[str]) -> str:
 # --------------------------------------------------------------------------------------------------
 _J_NEG = (
     r"(?:并|也|均|都)?(?:不|非|并非)(?:完全|太|够|十分|很)?(?:正确|对|准确|成立|符合|合理|恰当|妥当)|不妥|"
-    r"错误|有误|有错|错(?![\u4e00-\u9fff])|错的|否(?![\u4e00-\u9fff])|[×✗✘❌✖]|X(?![A-Za-z])|"
+    r"错误|有误|有错|错(?![\u4e00-\u9fff])|错的|否(?=\s*(?:$|[。.!,;]))|[×✗✘❌✖]|X(?![A-Za-z])|"
     r"(?<![A-Za-z])(?i:false|incorrect|wrong)(?![A-Za-z])|F(?![A-Za-z])"
 )
 _J_POS = (
-    r"正确|没有?错(?:误)?|无误|对(?![\u4e00-\u9fff])|对的|成立|准确|[√✓✔✅☑]|是(?![\u4e00-\u9fff])|"
+    r"正确|没有?错(?:误)?|无误|对(?![\u4e00-\u9fff])|对的|成立|准确|[√✓✔✅☑]|是(?=\s*(?:$|[。.!,;]))|"
     r"(?<![A-Za-z])(?i:true|correct|right)(?![A-Za-z])|T(?![A-Za-z])"
 )
 # a verdict word used as an adverb/adjective (正确佩戴, 错误地, 正确的做法, 正确与否) is not a verdict
@@ -222,7 +246,7 @@ _SUBJ = (
 )
 _J_FILL = (
     rf"(?:[\s:=\"'“”‘’【】\[\](){{}}<>《》「」\-—→,.]|是|为|应|应该|该|就|均|都|也|亦|则|即|其实|实际上|本身|"
-    rf"{_SUBJ}|(?i:is|the|statement|answer)(?![A-Za-z])){{0,8}}?"
+    rf"{_SUBJ}|(?i:is|the|statement|answer)(?![A-Za-z])){{0,8}}"
 )
 _J_STRONG = re.compile(
     r"(?:答案|答(?=\s*:)|判断结果|判断|结论|回答|\\boxed\s*\{|(?<![A-Za-z])(?i:answer|verdict|judgement|judgment)s?(?![A-Za-z]))"
@@ -242,17 +266,25 @@ _J_BARE_POS = r"正确|无误|没有?错误?|对|[√✓✔✅☑]|(?<![A-Za-z])
 _J_BARE = rf"(?:(?P<neg>{_J_BARE_NEG})|(?P<pos>{_J_BARE_POS})){_J_ALONE}"
 _J_LEADING = re.compile(r"^[\s(\[【「\"'“]*(?:" + _J_BARE + r"|(?P<neg2>F|X)(?![A-Za-z])|(?P<pos2>T)(?![A-Za-z]))")
 _J_ANY = re.compile(_J_BARE)
+_J_OFFER_AFTER = re.compile(r"[\"'”’」』)\]]?\s*(?:或|还是|或者|/|(?i:or)(?![A-Za-z]))")
+_J_OFFER_BEFORE = re.compile(r"(?:或|还是|或者|/|(?<![A-Za-z])(?i:or))\s*[\"'“‘「『(\[]?\s*$")
 
 
 def _verdict(m: re.Match[str]) -> str:
     return FALSE if (m.group("neg") or m.groupdict().get("neg2")) else TRUE
 
 
+def _is_offer(text: str, m: re.Match[str]) -> bool:
+    """“答案：正确”或“答案：错误” (an echoed format instruction) offers both verdicts and states neither."""
+    return bool(_J_OFFER_AFTER.match(text, m.end()) or _J_OFFER_BEFORE.search(text, max(0, m.start() - 8), m.start()))
+
+
 def _extract_judge(text: str) -> str:
     for pattern in (_J_STRONG, _J_SOFT):
         last = None
-        for last in pattern.finditer(text):
-            pass
+        for m in pattern.finditer(text):
+            if not _is_offer(text, m):
+                last = m
         if last is not None:
             return _verdict(last)
     m = _J_LEADING.match(text)

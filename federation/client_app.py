@@ -1,0 +1,101 @@
+"""Flower ClientApp: local LoRA fine-tuning on the client's train split; evaluation on its val/test splits.
+
+Only the adapter (LoRA) weights travel: the base model is loaded locally from ``spec.base_model``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from federation.partition import ClientData, load_client
+from federation.spec import RunSpec, load_spec
+from federation.train import count_metrics, encode, evaluate, get_adapter, load_peft, set_adapter, train_local
+
+log = logging.getLogger(__name__)
+
+
+class DeliberateClientFailure(RuntimeError):
+    """Raised by clients listed in ``federation.fail_clients`` (robustness tests)."""
+
+
+@lru_cache(maxsize=4)
+def _spec(path: str) -> RunSpec:
+    return load_spec(path)
+
+
+@lru_cache(maxsize=16)
+def _client(clients_dir: str, cid: int) -> ClientData:
+    return load_client(clients_dir, cid)
+
+
+def client_id(context: Context) -> int:
+    """The client's partition id: set by the simulation engine or ``--node-config partition-id=K``."""
+    return int(context.node_config["partition-id"])
+
+
+def handle_train(msg: Message, context: Context, spec: RunSpec) -> Message:
+    cid = client_id(context)
+    if cid in spec.fed.fail_clients:
+        raise DeliberateClientFailure(f"client {cid}: deliberate failure (federation.fail_clients)")
+    data = _client(spec.clients_dir, cid)
+    model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    set_adapter(model, msg.content["arrays"].to_torch_state_dict())
+    cfg = msg.content["config"]
+    server_round = int(cfg.get("server-round", 0))
+    t0 = time.perf_counter()
+    stats = train_local(
+        model, tok, encode(tok, data.train, spec.prompt, spec.fed.max_length),
+        steps=spec.fed.local_steps, epochs=spec.fed.local_epochs, lr=float(cfg.get("lr", spec.fed.lr)),
+        batch_size=spec.fed.batch_size, grad_accum=spec.fed.grad_accum,
+        mu=float(cfg.get("proximal-mu", spec.fed.mu)), seed=spec.fed.seed * 1000 + server_round * 100 + cid,
+    )
+    metrics = MetricRecord({
+        "num-examples": stats.num_examples,
+        "client-id": cid,
+        "train_loss": stats.mean_loss,
+        "train_loss_first": stats.losses[0] if stats.losses else float("nan"),
+        "train_loss_last": stats.losses[-1] if stats.losses else float("nan"),
+        "steps": len(stats.losses),
+        "train_s": time.perf_counter() - t0,
+    })
+    return Message(RecordDict({"arrays": ArrayRecord(get_adapter(model)), "metrics": metrics}), reply_to=msg)
+
+
+def handle_evaluate(msg: Message, context: Context, spec: RunSpec) -> Message:
+    cid = client_id(context)
+    data = _client(spec.clients_dir, cid)
+    model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    set_adapter(model, msg.content["arrays"].to_torch_state_dict())
+    counts: dict[str, float] = {"num-examples": len(data.test), "client-id": cid}
+    for split in ("val", "test"):
+        rows = evaluate(model, tok, data.split(split), spec.prompt, spec.fed.eval_max_new_tokens,
+                        spec.fed.eval_batch_size, spec.fed.max_length)
+        counts.update(count_metrics(rows, split))
+    return Message(RecordDict({"metrics": MetricRecord(counts)}), reply_to=msg)
+
+
+def make_client_app(spec_path: str | None = None) -> ClientApp:
+    """A ClientApp reading its run spec from ``spec_path`` (simulation) or run config ``spec-path``."""
+    capp = ClientApp()
+
+    def spec_of(context: Context) -> RunSpec:
+        return _spec(str(spec_path or context.run_config["spec-path"]))
+
+    @capp.train()
+    def train(msg: Message, context: Context) -> Message:
+        return handle_train(msg, context, spec_of(context))
+
+    @capp.evaluate()
+    def evaluate_(msg: Message, context: Context) -> Message:
+        return handle_evaluate(msg, context, spec_of(context))
+
+    return capp
+
+
+# Deployment engine entry point (pyproject: [tool.flwr.app.components] clientapp).
+app = make_client_app()

@@ -1,0 +1,224 @@
+"""Flower ServerApp: drives a Flower strategy round by round, records every round to ``history.json``,
+saves the global adapter after each round and resumes from the last completed one."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp import strategy as fl_strategy
+
+from federation.history import HISTORY, completed_rounds, load_history, write_json
+from federation.spec import RunSpec, load_spec
+from federation.train import initial_adapter, load_peft, set_adapter, summarize_counts
+from qualbench.errors import ConfigError, QualBenchError
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = "global_adapter"
+
+
+class FederationFailed(QualBenchError):
+    """Too many clients failed in a round (see ``federation.max_failure_fraction``)."""
+
+
+def build_strategy(spec: RunSpec) -> fl_strategy.Strategy:
+    """The Flower strategy for ``spec.fed.strategy`` (optionally wrapped with server-side DP)."""
+    f, n = spec.fed, spec.num_clients
+    n_train = max(1, math.ceil(f.fraction_train * n))
+    common = dict(fraction_train=f.fraction_train, fraction_evaluate=1.0, min_train_nodes=n_train,
+                  min_evaluate_nodes=n, min_available_nodes=n)
+    if f.strategy == "fedavg":
+        strat: fl_strategy.Strategy = fl_strategy.FedAvg(**common)
+    elif f.strategy == "fedprox":
+        strat = fl_strategy.FedProx(**common, proximal_mu=f.mu)
+    elif f.strategy in ("fedadam", "fedyogi"):
+        cls = fl_strategy.FedAdam if f.strategy == "fedadam" else fl_strategy.FedYogi
+        strat = cls(**common, eta=f.eta, eta_l=f.eta_l, beta_1=f.beta_1, beta_2=f.beta_2, tau=f.tau)
+    else:
+        raise ConfigError(f"unknown federation.strategy {f.strategy!r}; choose fedavg, fedprox, fedadam, fedyogi")
+    if f.dp.enabled:
+        strat = fl_strategy.DifferentialPrivacyServerSideFixedClipping(
+            strat, noise_multiplier=f.dp.noise_multiplier, clipping_norm=f.dp.clipping_norm,
+            num_sampled_clients=n_train)
+    return strat
+
+
+def privacy_record(spec: RunSpec) -> dict[str, Any]:
+    dp = spec.fed.dp
+    if not dp.enabled:
+        return {"enabled": False}
+    return {"enabled": True, "mechanism": "DifferentialPrivacyServerSideFixedClipping",
+            "noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm}
+
+
+def save_adapter(model: Any, state: dict, directory: Path) -> Path:
+    """peft ``save_pretrained`` layout (adapter_config.json + adapter_model.safetensors)."""
+    set_adapter(model, state)
+    model.save_pretrained(directory)
+    return directory
+
+
+def load_saved_adapter(directory: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "adapter_model.safetensors"))
+
+
+def _cid_of(msg: Message, node_to_cid: dict[int, int]) -> str:
+    node = msg.metadata.src_node_id
+    return str(node_to_cid.get(node, f"node-{node}"))
+
+
+def _collect(sent: list[Message], replies: list[Message], phase: str, node_to_cid: dict[int, int]):
+    """Split replies into successes and failures (errors and missing replies = timeouts)."""
+    ok, failures = [], []
+    for m in replies:
+        if m.has_error():
+            reason = m.error.reason.strip().removesuffix("'>").strip()  # Flower appends a class repr tail
+            failures.append({"client": _cid_of(m, node_to_cid), "phase": phase, "reason": reason[-500:]})
+        else:
+            mr = next(iter(m.content.metric_records.values()))
+            node_to_cid[m.metadata.src_node_id] = int(mr["client-id"])
+            ok.append(m)
+    answered = {m.metadata.src_node_id for m in replies}
+    for m in sent:
+        if m.metadata.dst_node_id not in answered:
+            node = m.metadata.dst_node_id
+            failures.append({"client": str(node_to_cid.get(node, f"node-{node}")), "phase": phase,
+                             "reason": "timeout (no reply within federation.round_timeout_s)"})
+    return ok, failures
+
+
+def _check_failures(spec: RunSpec, phase: str, n_sent: int, ok: list, failures: list, rnd: int) -> None:
+    if n_sent and (not ok or len(failures) / n_sent > spec.fed.max_failure_fraction):
+        reasons = "; ".join(f"client {f['client']}: {f['reason'].strip().splitlines()[-1][:200]}" for f in failures)
+        raise FederationFailed(
+            f"round {rnd} {phase}: {len(failures)}/{n_sent} clients failed (more than "
+            f"federation.max_failure_fraction={spec.fed.max_failure_fraction}): {reasons}")
+
+
+def _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid) -> tuple[dict, list, int]:
+    msgs = list(strategy.configure_evaluate(rnd, arrays, ConfigRecord(), grid))
+    down = sum(m.content["arrays"].count_bytes() for m in msgs)
+    replies = list(grid.send_and_receive(msgs, timeout=spec.fed.round_timeout_s))
+    ok, failures = _collect(msgs, replies, "evaluate", node_to_cid)
+    _check_failures(spec, "evaluate", len(msgs), ok, failures, rnd)
+    totals: dict[str, float] = {}
+    per_client: dict[str, Any] = {}
+    for m in ok:
+        mr = dict(next(iter(m.content.metric_records.values())))
+        cid = int(mr.pop("client-id"))
+        mr.pop("num-examples", None)
+        per_client[str(cid)] = {"test": summarize_counts(mr, "test"), "val": summarize_counts(mr, "val")}
+        for k, v in mr.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    for c in per_client.values():  # keep per-client entries small: overall numbers only
+        for split in ("test", "val"):
+            c[split] = {k: c[split][k] for k in ("n", "accuracy", "loss")}
+    return {"test": summarize_counts(totals, "test"), "val": summarize_counts(totals, "val"),
+            "by_client": dict(sorted(per_client.items(), key=lambda kv: kv[0]))}, failures, down
+
+
+def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
+    """The whole federated run; returns the history (also written to ``<run>/history.json``)."""
+    run_dir = Path(spec.run_dir)
+    adapter_dir = run_dir / ADAPTER_DIR
+    model, _ = load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    history = load_history(run_dir) if spec.fed.resume else None
+    done = completed_rounds(history)
+    if done >= 0 and (adapter_dir / "adapter_model.safetensors").exists():
+        state = load_saved_adapter(adapter_dir)
+        log.info("resuming from round %d (%s)", done, adapter_dir)
+    else:
+        done, state = -1, initial_adapter(spec.base_model, spec.lora, spec.fed.seed)
+        frozen = [p for p in model.parameters() if not p.requires_grad]  # the base model (LoRA is trainable)
+        n_lora = sum(v.numel() for v in state.values())
+        history = {
+            "mode": "federated", "strategy": spec.fed.strategy, "num_rounds": spec.fed.num_rounds,
+            "clients": {str(i): n for i, n in enumerate(spec.client_names)},
+            "privacy": privacy_record(spec),
+            "params": {"adapter": n_lora, "base_model": sum(p.numel() for p in frozen),
+                       "adapter_bytes": sum(v.numel() * v.element_size() for v in state.values()),
+                       "base_model_bytes": sum(p.numel() * p.element_size() for p in frozen)},
+            "resumed_at": [], "rounds": [],
+        }
+    if done >= 0:
+        history["resumed_at"].append(done)
+    history["num_rounds"] = spec.fed.num_rounds
+    arrays = ArrayRecord(state)
+    strategy = build_strategy(spec)
+    node_to_cid: dict[int, int] = {}
+    train_cfg = {"lr": spec.fed.lr, "proximal-mu": spec.fed.mu}
+
+    if done < 0:  # round 0: the initial adapter, before any training
+        t0 = time.perf_counter()
+        ev, failures, down = _evaluate_round(spec, strategy, grid, arrays, 0, node_to_cid)
+        history["rounds"].append({"round": 0, "train": {}, "train_loss": None, "failures": failures,
+                                  "bytes_down": down, "bytes_up": 0, "wall_s": time.perf_counter() - t0, **ev})
+        save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
+        write_json(run_dir / HISTORY, history)
+        done = 0
+
+    for rnd in range(done + 1, spec.fed.num_rounds + 1):
+        t0 = time.perf_counter()
+        msgs = list(strategy.configure_train(rnd, arrays, ConfigRecord(dict(train_cfg)), grid))
+        down = sum(m.content["arrays"].count_bytes() for m in msgs)
+        replies = list(grid.send_and_receive(msgs, timeout=spec.fed.round_timeout_s))
+        ok, failures = _collect(msgs, replies, "train", node_to_cid)
+        _check_failures(spec, "train", len(msgs), ok, failures, rnd)
+        up = sum(m.content["arrays"].count_bytes() for m in ok)
+        new_arrays, _ = strategy.aggregate_train(rnd, ok)
+        if new_arrays is None:
+            raise FederationFailed(f"round {rnd}: aggregation produced no model ({len(ok)} replies)")
+        arrays = new_arrays
+        train = {}
+        for m in ok:
+            mr = next(iter(m.content.metric_records.values()))
+            train[str(int(mr["client-id"]))] = {
+                "num_examples": int(mr["num-examples"]), "loss_mean": mr["train_loss"],
+                "loss_first": mr["train_loss_first"], "loss_last": mr["train_loss_last"],
+                "steps": int(mr["steps"]), "train_s": mr["train_s"]}
+        n_ex = sum(t["num_examples"] for t in train.values())
+        train_loss = sum(t["loss_mean"] * t["num_examples"] for t in train.values()) / max(n_ex, 1)
+        ev, ev_fail, ev_down = _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid)
+        entry = {"round": rnd, "train": dict(sorted(train.items())), "train_loss": train_loss,
+                 "failures": failures + ev_fail, "bytes_down": down + ev_down, "bytes_up": up,
+                 "wall_s": time.perf_counter() - t0, **ev}
+        history["rounds"].append(entry)
+        save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
+        write_json(run_dir / HISTORY, history)
+        log.info("round %d/%d: train loss %.4f, test acc %s, val acc %s, failures %d", rnd, spec.fed.num_rounds,
+                 train_loss, ev["test"]["accuracy"], ev["val"]["accuracy"], len(entry["failures"]))
+        if spec.fed.plots:
+            from federation.plots import learning_curves
+
+            learning_curves(history, run_dir / "learning_curve.png")
+    return history
+
+
+def make_server_app(spec_path: str | None = None) -> ServerApp:
+    """A ServerApp reading its run spec from ``spec_path`` (simulation) or run config ``spec-path``."""
+    sapp = ServerApp()
+
+    @sapp.main()
+    def main(grid: Grid, context: Context) -> None:
+        spec = load_spec(spec_path or str(context.run_config["spec-path"]))
+        try:
+            run_server(grid, spec)
+        except QualBenchError as e:  # recorded so the driver can report it after the engine returns
+            hist = load_history(spec.run_dir) or {"rounds": []}
+            hist["error"] = str(e)
+            write_json(Path(spec.run_dir) / HISTORY, hist)
+            raise
+
+    return sapp
+
+
+# Deployment engine entry point (pyproject: [tool.flwr.app.components] serverapp).
+app = make_server_app()

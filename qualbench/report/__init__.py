@@ -1,0 +1,1 @@
+"""``qualbench-report DIR...``: leaderboard, per-domain/type tables, plots, paired comparisons, one HTML page."""

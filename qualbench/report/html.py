@@ -1,0 +1,121 @@
+"""A self-contained HTML page: tables, images as base64 data URIs, no external assets."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qualbench.domains import get_domain
+from qualbench.records import TYPE_SLUGS
+from qualbench.report.leaderboard import Table
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","Microsoft YaHei",sans-serif;
+margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+h2{border-bottom:1px solid #ddd;padding-bottom:0.2em;margin-top:2em}
+p.note{color:#555;font-size:13px}
+"""
+
+
+def _head(h: str) -> str:
+    """A header cell; Chinese domain/type names get their English slug below (readable without CJK fonts)."""
+    cell = html.escape(h)
+    if not h.isascii():
+        slug = TYPE_SLUGS.get(h)
+        if slug is None:
+            try:
+                slug = get_domain(h).slug
+            except ValueError:
+                slug = None
+        if slug:
+            cell += f"<br><small>{slug}</small>"
+    return f"<th>{cell}</th>"
+
+
+def table_html(table: Table, cls: str = "") -> str:
+    head = "".join(_head(h) for h in table.header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.formatted()
+    )
+    c = f' class="{cls}"' if cls else ""
+    return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def img_html(path: str | Path, alt: str = "") -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _inline(s: str) -> str:
+    s = html.escape(s)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+def markdown_html(md: str) -> str:
+    """The small Markdown subset our study files use: headings, pipe tables, bullet lists, paragraphs."""
+    out: list[str] = []
+    lines = md.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        if line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in re.split(r"(?<!\\)\|", lines[i].strip())[1:-1]]
+                if not all(re.fullmatch(r":?-+:?", c) for c in cells if c):
+                    rows.append([c.replace("\\|", "|") for c in cells])
+                i += 1
+            if rows:
+                head = "".join(_head(c) for c in rows[0])
+                body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            continue
+        m = re.match(r"(#{1,6})\s+(.*)", line)
+        if m:
+            level = min(6, len(m.group(1)) + 2)  # study files sit under the page's <h2> sections
+            out.append(f"<h{level}>{_inline(m.group(2))}</h{level}>")
+        elif line.startswith("- "):
+            items = []
+            while i < len(lines) and lines[i].startswith("- "):
+                items.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            out.append("<ul>" + "".join(items) + "</ul>")
+            continue
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+        i += 1
+    return "\n".join(out)
+
+
+@dataclass
+class Page:
+    title: str
+    parts: list[str] = field(default_factory=list)
+
+    def section(self, title: str, *fragments: str) -> None:
+        self.parts.append(f"<h2>{html.escape(title)}</h2>")
+        self.parts.extend(fragments)
+
+    def note(self, text: str) -> str:
+        return f'<p class="note">{_inline(text)}</p>'
+
+    def render(self) -> str:
+        body = "\n".join(self.parts)
+        return (
+            '<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head>"
+            f"<body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
+        )
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.render(), encoding="utf-8")
+        return path

@@ -1,0 +1,216 @@
+"""The ``retrieval_eval`` task: does the retriever find the laws and articles an item's explanation cites?
+
+Gold = citations parsed from each item's explanation (``retrievers.citations``) that resolve to a corpus law.
+Query = the question as shown to a model (stem and options), searched with the item's domain (as routing
+allows). Passage results are projected to law level (law title) and article level (title#article number),
+each keeping its best passage score (BEIR style), then scored with ``retrievers.metrics``:
+recall@k = share of the cited laws (articles) among the k best distinct laws (articles) retrieved from the
+top max(ks) passages; MRR over the same ranking. Writes ``metrics.json``, ``report.md``, ``retrieval.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from qualbench.data import load_dataset
+from qualbench.errors import ConfigError
+from qualbench.records import Question
+from retrievers import metrics as M
+from retrievers.citations import Citation, TitleResolver, article_id, manifest_aliases, parse_citations
+
+log = logging.getLogger(__name__)
+DEFAULT_KS = (1, 3, 5, 10)
+
+
+def gold_citations(items: Sequence[Question], resolver: TitleResolver) -> dict[str, list[Citation]]:
+    """Parsed citations of every item (unresolved ones included, with ``title=None``)."""
+    return {q.idx: parse_citations(q.explanation, resolver) for q in items}
+
+
+def qrels_from(citations: dict[str, list[Citation]]) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Law-level and article-level qrels from resolved citations."""
+    law: dict[str, dict[str, int]] = {}
+    art: dict[str, dict[str, int]] = {}
+    for qid, cites in citations.items():
+        laws = {c.law_id: 1 for c in cites if c.law_id}
+        arts = {c.article_id: 1 for c in cites if c.article_id}
+        if laws:
+            law[qid] = laws
+        if arts:
+            art[qid] = arts
+    return law, art
+
+
+def passage_results(docs_by_qid: dict[str, list[Any]]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
+    """``{qid: {chunk_id: score}}`` in rank order, plus each chunk's metadata."""
+    results: dict[str, dict[str, float]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    for qid, docs in docs_by_qid.items():
+        row: dict[str, float] = {}
+        n = len(docs)
+        for r, d in enumerate(docs):
+            md = d.metadata or {}
+            cid = str(md.get("chunk_id") or d.id or f"{md.get('law_title')}#{md.get('article_num')}#{r}")
+            # the retriever's rank order is what counts (scores of hybrid fusion are not comparable)
+            row.setdefault(cid, float(n - r))
+            meta[cid] = md
+        results[qid] = row
+    return results, meta
+
+
+def _law_label(meta: dict[str, dict[str, Any]]):
+    return lambda cid: meta[cid].get("law_title") or None
+
+
+def _article_label(meta: dict[str, dict[str, Any]]):
+    def label(cid: str) -> str | None:
+        m = meta[cid]
+        if not m.get("law_title") or m.get("article_num") is None:
+            return None
+        return article_id(m["law_title"], int(m["article_num"]))
+
+    return label
+
+
+def score(
+    results: dict[str, dict[str, float]],
+    meta: dict[str, dict[str, Any]],
+    law_qrels: dict[str, dict[str, int]],
+    art_qrels: dict[str, dict[str, int]],
+    ks: Sequence[int] = DEFAULT_KS,
+) -> dict[str, Any]:
+    """Law/article recall@k and MRR for one set of queries."""
+    law_res = M.project(results, _law_label(meta))
+    art_res = M.project(results, _article_label(meta))
+    law = M.evaluate(law_res, law_qrels, ks)
+    art = M.evaluate(art_res, art_qrels, ks)
+    return {
+        "n_law_queries": law["n"],
+        "n_article_queries": art["n"],
+        "law_recall": law["recall"],
+        "article_recall": art["recall"],
+        "mrr": law["mrr"],
+        "article_mrr": art["mrr"],
+    }
+
+
+def _subset(d: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k in keep}
+
+
+def evaluate_items(
+    items: Sequence[Question], retriever: Any, resolver: TitleResolver, ks: Sequence[int] = DEFAULT_KS
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Metrics (overall and by domain) and one row per item for ``retrieval.jsonl``."""
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] <= 0:
+        raise ConfigError(f"retrieval_eval ks must be positive integers, got {ks}")
+    cites = gold_citations(items, resolver)
+    law_q, art_q = qrels_from(cites)
+    with_cite = [q for q in items if q.idx in law_q]
+    docs = retriever.search_batch([q.text for q in with_cite], [q.domain for q in with_cite], k=max(ks)) if with_cite else []
+    results, meta = passage_results({q.idx: d for q, d in zip(with_cite, docs)})
+    overall = score(results, meta, law_q, art_q, ks)
+    n_parsed = sum(1 for q in items if cites[q.idx])
+    out: dict[str, Any] = {
+        "n": len(items),
+        "n_with_citation": len(with_cite),
+        "share_with_citation": len(with_cite) / len(items) if items else 0.0,
+        "n_with_article": len(art_q),
+        "n_cited_outside_corpus": n_parsed - len(with_cite),
+        "ks": ks,
+        **overall,
+        "by_domain": {},
+    }
+    by_domain: dict[str, list[Question]] = defaultdict(list)
+    for q in items:
+        by_domain[q.domain].append(q)
+    for dom, qs in sorted(by_domain.items()):
+        keep = {q.idx for q in qs}
+        sub = score(_subset(results, keep), meta, _subset(law_q, keep), _subset(art_q, keep), ks)
+        out["by_domain"][dom] = {"n": len(qs), "n_with_citation": sum(1 for q in qs if q.idx in law_q), **sub}
+    rows = []
+    law_res = M.project(results, _law_label(meta))
+    for q in items:
+        rows.append({
+            "idx": q.idx,
+            "domain": q.domain,
+            "citations": [{"cited": c.cited, "title": c.title, "article_num": c.article_num} for c in cites[q.idx]],
+            "retrieved_laws": list(M.ranked(law_res.get(q.idx, {}))),
+            "retrieved": [
+                f"{meta[c].get('law_title', '')}{meta[c].get('article', '')}" for c in M.ranked(results.get(q.idx, {}))
+            ],
+        })
+    return out, rows
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def metrics_markdown(m: dict[str, Any], title: str) -> str:
+    """The report table: overall and per-domain law/article recall@k and MRR."""
+    ks = [str(k) for k in m["ks"]]
+    head = ["scope", "n", "cited"] + [f"law R@{k}" for k in ks] + [f"art R@{k}" for k in ks] + ["MRR"]
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row(name: str, d: dict[str, Any]) -> str:
+        cells = [name, str(d["n"]), str(d["n_with_citation"])]
+        cells += [_fmt(d["law_recall"][k]) for k in ks] + [_fmt(d["article_recall"][k]) for k in ks]
+        cells.append(_fmt(d["mrr"]))
+        return "| " + " | ".join(cells) + " |"
+
+    lines.append(row("**all**", m))
+    for dom, d in m["by_domain"].items():
+        lines.append(row(dom, d))
+    lines += [
+        "",
+        f"Items with a citation that resolves to a corpus law: {m['n_with_citation']}/{m['n']} "
+        f"({m['share_with_citation']:.1%}); with an article number: {m['n_with_article']}; "
+        f"citing only laws outside the corpus: {m['n_cited_outside_corpus']}.",
+        "Recall@k: share of cited laws (articles) among the k best distinct laws (articles) in the top "
+        f"{max(m['ks'])} retrieved passages. MRR: law level, same ranking.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_retrieval_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Task entry point: ``qualbench experiment=retrieval_eval [data=... corpus=... retriever=...]``."""
+    from qualbench.runner import build_retriever, data_config, resolved_config
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_plain = resolved_config(cfg)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg_plain)), encoding="utf-8")
+    items = load_dataset(data_config(cfg), seed=cfg.get("seed", 0))
+    if not items:
+        raise ConfigError("retrieval_eval: no items after loading and filtering the data")
+    retriever = build_retriever(cfg)
+    titles = {c.metadata["law_title"] for c in retriever.chunks if c.metadata.get("law_title")}
+    resolver = TitleResolver(titles, manifest_aliases(cfg.corpus.path))
+    study = cfg.get("study") or {}
+    ks = list(study.get("ks", DEFAULT_KS)) if hasattr(study, "get") else list(DEFAULT_KS)
+    metrics, rows = evaluate_items(items, retriever, resolver, ks)
+    metrics.update({
+        "retriever": cfg.retriever.get("kind"),
+        "routing": cfg.retriever.get("routing"),
+        "corpus": cfg.corpus.get("name"),
+        "data": cfg.data.get("name"),
+    })
+    k_obj = "5" if "5" in metrics["law_recall"] else str(metrics["ks"][-1])
+    metrics["objective"] = metrics["law_recall"][k_obj]
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+    title = f"Retrieval: {metrics['retriever']} (routing={metrics['routing']}) on {metrics['data']} / {metrics['corpus']}"
+    (run_dir / "report.md").write_text(metrics_markdown(metrics, title), encoding="utf-8")
+    with open(run_dir / "retrieval.jsonl", "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    log.info("retrieval_eval: law recall@%s %s, MRR %s on %d cited items → %s", k_obj,
+             _fmt(metrics["objective"]), _fmt(metrics["mrr"]), metrics["n_with_citation"], run_dir)
+    return metrics

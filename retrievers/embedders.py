@@ -1,0 +1,182 @@
+"""Embedders implementing ``langchain_core.embeddings.Embeddings``.
+
+``LSAEmbeddings`` is the offline default: character n-gram TF-IDF reduced by TruncatedSVD, fitted on the
+corpus chunks. ``SentenceTransformerEmbeddings`` wraps a local (or already cached) sentence-transformers model.
+Both add ``embed_queries(list[str]) -> np.ndarray`` (batched, float32, L2-normalised) and ``embedder_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+log = logging.getLogger(__name__)
+
+
+class EmbedderError(RuntimeError):
+    pass
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class LSAEmbeddings(Embeddings):
+    """Char n-gram TF-IDF → TruncatedSVD → L2 norm. Call ``fit(texts)`` once (on the corpus chunks)."""
+
+    needs_fit = True
+
+    def __init__(self, dim: int = 256, ngram_range: tuple[int, int] = (1, 2), analyzer: str = "char_wb",
+                 max_features: int | None = 200000, seed: int = 0):
+        if analyzer not in ("char", "char_wb"):
+            raise ValueError(f"LSA analyzer must be 'char' or 'char_wb', got {analyzer!r}")
+        self.dim, self.ngram_range, self.analyzer = int(dim), tuple(ngram_range), analyzer
+        self.max_features, self.seed = max_features, int(seed)
+        self.vectorizer: Any = None
+        self.svd: Any = None
+
+    @property
+    def embedder_id(self) -> str:
+        import sklearn
+
+        lo, hi = self.ngram_range
+        return (f"lsa:{self.analyzer}{lo}-{hi}:d{self.dim}:mf{self.max_features}:s{self.seed}"
+                f":sklearn{sklearn.__version__}")
+
+    @property
+    def fitted(self) -> bool:
+        return self.svd is not None
+
+    def fit(self, texts: list[str]) -> "LSAEmbeddings":
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if len(texts) < 2:
+            raise EmbedderError(f"LSA needs at least 2 texts to fit, got {len(texts)}")
+        self.vectorizer = TfidfVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range,
+                                          max_features=self.max_features, sublinear_tf=True, dtype=np.float32)
+        x = self.vectorizer.fit_transform(texts)
+        n_comp = min(self.dim, x.shape[0] - 1, x.shape[1] - 1)
+        if n_comp < self.dim:
+            log.warning("LSA: dim=%d reduced to %d (corpus has %d texts, %d n-grams)",
+                        self.dim, n_comp, x.shape[0], x.shape[1])
+        self.svd = TruncatedSVD(n_components=n_comp, random_state=self.seed, algorithm="randomized")
+        self.svd.fit(x)
+        return self
+
+    def _transform(self, texts: list[str]) -> np.ndarray:
+        if not self.fitted:
+            raise EmbedderError("LSAEmbeddings is not fitted: call fit(corpus_texts) or load() first")
+        return _l2(self.svd.transform(self.vectorizer.transform(texts)))
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._transform(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._transform([text])[0].tolist()
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._transform(list(texts))
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        """Documents as one float32 array (what index building uses)."""
+        return self._transform(list(texts))
+
+    def save(self, path: str | Path) -> None:
+        with open(path, "wb") as fh:
+            pickle.dump({"id": self.embedder_id, "vectorizer": self.vectorizer, "svd": self.svd}, fh)
+
+    def load(self, path: str | Path) -> "LSAEmbeddings":
+        with open(path, "rb") as fh:
+            state = pickle.load(fh)
+        if state["id"] != self.embedder_id:
+            raise EmbedderError(f"{path}: saved LSA {state['id']} does not match the configured {self.embedder_id}")
+        self.vectorizer, self.svd = state["vectorizer"], state["svd"]
+        return self
+
+
+class SentenceTransformerEmbeddings(Embeddings):
+    """A sentence-transformers model from a local directory or the HF cache (loaded on first use)."""
+
+    needs_fit = False
+
+    def __init__(self, model_name_or_path: str, normalize: bool = True, batch_size: int = 32,
+                 query_instruction: str = "", device: str | None = None):
+        if not model_name_or_path:
+            raise EmbedderError("sentence_transformers embedder needs a model path or hub id "
+                                "(retriever.embedder.model=...)")
+        self.model_name_or_path = str(model_name_or_path)
+        self.normalize, self.batch_size = normalize, int(batch_size)
+        self.query_instruction, self.device = query_instruction, device
+        self._model: Any = None
+
+    @property
+    def embedder_id(self) -> str:
+        h = hashlib.sha256(self.query_instruction.encode("utf-8"))
+        p = Path(self.model_name_or_path)
+        if p.is_dir():  # local weights: their names, sizes and small files' bytes identify them
+            for f in sorted(x for x in p.rglob("*") if x.is_file()):
+                h.update(f.relative_to(p).as_posix().encode() + str(f.stat().st_size).encode())
+                if f.stat().st_size < 1_000_000:
+                    h.update(f.read_bytes())
+        return f"st:{self.model_name_or_path}:norm={self.normalize}:{h.hexdigest()[:12]}"
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:  # pragma: no cover - declared dependency
+                raise EmbedderError("sentence-transformers is not installed: pip install sentence-transformers") from e
+            local = Path(self.model_name_or_path).is_dir()
+            try:
+                self._model = SentenceTransformer(self.model_name_or_path, device=self.device,
+                                                  local_files_only=not local and _offline())
+            except Exception as e:
+                raise EmbedderError(
+                    f"could not load sentence-transformers model {self.model_name_or_path!r}: "
+                    + ("it is a directory but not a loadable model" if local else
+                       "not a local directory and not in the Hugging Face cache (offline). Download it on a "
+                       "machine with network access (huggingface-cli download ...) and set "
+                       "retriever.embedder.model to its local path")
+                    + f" [{type(e).__name__}: {e}]") from e
+        return self._model
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=self.normalize, show_progress_bar=len(texts) > 2000)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_queries([text])[0].tolist()
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode([self.query_instruction + t for t in texts])
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def make_embedder(cfg: Any) -> Embeddings:
+    """An embedder from an ``EmbedderConfig`` (or anything with the same attributes)."""
+    if cfg.kind == "lsa":
+        return LSAEmbeddings(cfg.dim, (cfg.ngram_min, cfg.ngram_max), cfg.analyzer, cfg.max_features, cfg.seed)
+    if cfg.kind == "sentence_transformers":
+        return SentenceTransformerEmbeddings(cfg.model, cfg.normalize, cfg.batch_size, cfg.query_instruction,
+                                             cfg.device)
+    raise ValueError(f"unknown embedder kind {cfg.kind!r}; choose lsa or sentence_transformers")

@@ -1,0 +1,141 @@
+"""Federated LoRA fine-tuning end to end on Flower's simulation engine with the tiny local model.
+
+One 6-client × 2-round simulation (module fixture, one client deliberately failing) serves most asserts;
+a resumed run adds a third round into the same directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from federation.history import load_history
+from federation.run import run_federated
+from qualbench.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+FAIL = 5  # client id that raises in training
+BASE = ["experiment=federated", "task=federated", "federation.local_steps=4", "federation.ray_num_cpus=2",
+        "federation.num_cpus_per_client=1", "federation.plots=true"]
+
+
+def make_cfg(overrides: list[str]):
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        return compose("config", overrides=BASE + overrides)
+
+
+@pytest.fixture(scope="module")
+def fed_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fed")
+    cfg = make_cfg(["federation.num_rounds=2", f"federation.fail_clients=[{FAIL}]"])
+    result = run_federated(cfg, run_dir)
+    return run_dir, result, load_history(run_dir)
+
+
+def test_every_round_recorded_with_per_domain_and_type_metrics(fed_run):
+    run_dir, result, hist = fed_run
+    assert [r["round"] for r in hist["rounds"]] == [0, 1, 2]
+    clients = hist["clients"]
+    assert len(clients) == 6
+    for r in hist["rounds"]:
+        assert set(r["test"]["by_domain"]) == set(clients.values())  # every client's test split evaluated
+        assert set(r["test"]["by_type"]) == {"single", "multi", "judge"}
+        assert r["test"]["n"] == sum(d["n"] for d in r["test"]["by_domain"].values())
+        assert 0.0 <= r["test"]["accuracy"] <= 1.0 and r["val"]["n"] > 0
+        assert r["wall_s"] > 0 and r["bytes_down"] > 0
+    assert hist["privacy"] == {"enabled": False}
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["results"]["federated"]["test_accuracy"] == hist["rounds"][-1]["test"]["accuracy"]
+    assert result["objective"] == hist["rounds"][-1]["val"]["accuracy"]  # validation, never test
+    assert (run_dir / "learning_curve.png").stat().st_size > 10_000
+    assert (run_dir / "partition_summary.json").exists() and (run_dir / "partition_summary.csv").exists()
+
+
+def test_training_loss_falls(fed_run):
+    _, _, hist = fed_run
+    r1, r2 = hist["rounds"][1], hist["rounds"][2]
+    for cid, t in r1["train"].items():
+        assert t["loss_last"] < t["loss_first"]  # within a round
+        assert r2["train"][cid]["loss_mean"] < t["loss_mean"]  # across rounds, from the aggregated adapter
+    assert r2["test"]["loss"] < hist["rounds"][0]["test"]["loss"]  # the global adapter helps held-out items
+
+
+def test_failing_client_is_recorded_and_the_run_continues(fed_run):
+    _, _, hist = fed_run
+    for r in hist["rounds"][1:]:
+        assert str(FAIL) not in r["train"] and len(r["train"]) == 5
+        fails = [f for f in r["failures"] if f["phase"] == "train"]
+        assert [f["client"] for f in fails] == [str(FAIL)] and "deliberate failure" in fails[0]["reason"]
+        assert str(FAIL) in r["by_client"]  # it still evaluates the global adapter
+
+
+def test_only_the_adapter_travels(fed_run):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run_dir, _, hist = fed_run
+    base = AutoModelForCausalLM.from_pretrained(run_dir / "base_model")
+    n_base = sum(p.numel() for p in base.parameters())
+    model = PeftModel.from_pretrained(base, run_dir / "global_adapter")  # the saved peft layout loads
+    lora = [p for n, p in model.named_parameters() if "lora_" in n]
+    n_lora = sum(p.numel() for p in lora)
+    assert hist["params"] == {"adapter": n_lora, "base_model": n_base, "adapter_bytes": 4 * n_lora,
+                              "base_model_bytes": 4 * n_base}
+    r = hist["rounds"][1]
+    per_client_up = r["bytes_up"] / len(r["train"])
+    # float32 LoRA weights plus per-array metadata (key, dtype, shape): nothing of the base model
+    assert 4 * n_lora <= per_client_up <= 4 * n_lora + 256 * len(lora)
+    expected_factor = n_base / n_lora
+    assert expected_factor > 5
+    assert (4 * n_base) / per_client_up == pytest.approx(expected_factor, rel=0.1)
+
+
+def test_resume_continues_from_the_last_round(fed_run):
+    run_dir, _, hist = fed_run
+    cfg = make_cfg(["federation.num_rounds=3", f"federation.fail_clients=[{FAIL}]"])
+    run_federated(cfg, run_dir)
+    new = load_history(run_dir)
+    assert [r["round"] for r in new["rounds"]] == [0, 1, 2, 3]
+    assert new["resumed_at"] == [2]
+    assert new["rounds"][:3] == hist["rounds"]  # earlier rounds untouched, not re-run
+    assert new["rounds"][3]["train_loss"] < hist["rounds"][2]["train_loss"]
+
+
+def test_too_many_failures_stop_with_a_clear_error():
+    from federation.server_app import FederationFailed, _check_failures
+    from federation.spec import RunSpec
+
+    cfg = make_cfg(["federation.max_failure_fraction=0.3"])
+    from federation.config import FederationConfig
+    from federation.spec import to_dataclass
+    from qualbench.prompts.render import PromptConfig
+
+    spec = RunSpec("d", "b", "c", ["a"] * 6, to_dataclass(FederationConfig, cfg.federation), PromptConfig())
+    fails = [{"client": "1", "reason": "boom"}, {"client": "2", "reason": "timeout"}]
+    _check_failures(spec, "train", 10, ["ok"] * 8, fails, 1)  # 20% failed: fine
+    with pytest.raises(FederationFailed, match=r"round 4 train: 2/6 clients failed .*client 1: boom"):
+        _check_failures(spec, "train", 6, ["ok"] * 4, fails, 4)
+
+
+def test_baselines_share_the_history_format(tmp_path):
+    cfg = make_cfg(["federation=local_only", "federation.num_rounds=1", "federation.local_steps=2",
+                    "federation.baselines=[centralized]", "federation.plots=false"])
+    result = run_federated(cfg, tmp_path)
+    local = load_history(tmp_path)
+    central = load_history(tmp_path / "baselines" / "centralized")
+    assert local["mode"] == "local_only" and central["mode"] == "centralized"
+    assert len(local["rounds"][1]["train"]) == 6 and list(central["rounds"][1]["train"]) == ["pooled"]
+    assert central["rounds"][1]["train"]["pooled"]["steps"] == 6 * 2  # same total steps as 6 clients × 2
+    summary = result["summary"]
+    assert summary["gap_vs_centralized"] == pytest.approx(
+        summary["results"]["local_only"]["test_accuracy"] - summary["results"]["centralized"]["test_accuracy"])
+    assert central["rounds"][1]["test"]["loss"] < central["rounds"][0]["test"]["loss"]

@@ -1,0 +1,235 @@
+"""Indices: FAISS kinds, embedders (LSA + a tiny locally built sentence-transformers model), persistence,
+invalidation and concurrent builders."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qualbench.config import PROJECT_ROOT
+from retrievers.build import build_retriever
+from retrievers.demo import DEMO_QUERIES, write_demo_corpus
+from retrievers.embedders import EmbedderError, LSAEmbeddings, SentenceTransformerEmbeddings
+from retrievers.faiss_index import IndexParams, make_faiss_index
+from retrievers.store import MANIFEST
+
+TEXTS = ["消防设施应当定期检查维修", "商业银行贷款实行审贷分离", "生产经营单位的主要负责人全面负责",
+         "保险合同订立时投保人应当具有保险利益", "发现火灾应当立即报警", "特种作业人员应当取得资格"]
+
+
+def _unit(n: int, d: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_faiss_flat_hnsw_ivf_against_numpy():
+    base, queries = _unit(2000, 32, 0), _unit(50, 32, 1)
+    exact = np.argsort(-(queries @ base.T), axis=1)[:, :10]
+    flat, kind = make_faiss_index(base, IndexParams("flat"))
+    assert kind == "flat" and np.array_equal(flat.search(queries, 10)[1], exact)
+    hnsw, kind = make_faiss_index(base, IndexParams("hnsw", hnsw_m=16, hnsw_ef_search=64))
+    found = hnsw.search(queries, 10)[1]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])
+    assert kind == "hnsw" and recall >= 0.9
+    ivf, kind = make_faiss_index(base, IndexParams("ivf", ivf_nlist=8, ivf_nprobe=8))  # probes every list
+    assert kind == "ivf" and np.array_equal(ivf.search(queries, 10)[1], exact)
+
+
+def test_ivf_too_few_vectors(caplog):
+    few = _unit(5, 8, 0)
+    index, kind = make_faiss_index(few, IndexParams("ivf", ivf_nlist=16, ivf_fallback=True), "oil_gas")
+    assert kind == "flat" and index.ntotal == 5 and "oil_gas" in caplog.text
+    with pytest.raises(ValueError, match="oil_gas.*nlist=16"):
+        make_faiss_index(few, IndexParams("ivf", ivf_nlist=16, ivf_fallback=False), "oil_gas")
+    with pytest.raises(ValueError, match="unknown index"):
+        IndexParams("annoy").build_spec()
+
+
+def test_lsa_deterministic_picklable(tmp_path):
+    a = LSAEmbeddings(dim=4, seed=3).fit(TEXTS)
+    b = LSAEmbeddings(dim=4, seed=3).fit(TEXTS)
+    va = np.asarray(a.embed_documents(TEXTS))
+    assert va.shape == (6, 4) and np.allclose(np.linalg.norm(va, axis=1), 1, atol=1e-5)
+    assert np.allclose(va, b.embed_documents(TEXTS))
+    assert np.allclose(pickle.loads(pickle.dumps(a)).embed_query("消防"), a.embed_query("消防"))
+    a.save(tmp_path / "lsa.pkl")
+    c = LSAEmbeddings(dim=4, seed=3).load(tmp_path / "lsa.pkl")
+    assert np.allclose(c.embed_queries(["火灾报警"]), a.embed_queries(["火灾报警"]))
+    assert a.embedder_id != LSAEmbeddings(dim=8, seed=3).embedder_id
+    with pytest.raises(EmbedderError, match="does not match"):
+        LSAEmbeddings(dim=8, seed=3).load(tmp_path / "lsa.pkl")
+    with pytest.raises(EmbedderError, match="not fitted"):
+        LSAEmbeddings().embed_query("x")
+    # the nearest document of a query sharing its words
+    q = np.asarray(a.embed_query("火灾报警"))
+    assert int(np.argmax(va @ q)) == 4
+
+
+@pytest.fixture(scope="module")
+def tiny_st_model(tmp_path_factory) -> Path:
+    """A 2-layer, 32-dim BERT + WordPiece tokenizer trained here on a few sentences: no download."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, trainers
+    from tokenizers import models as tok_models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    root = tmp_path_factory.mktemp("st")
+    tok = Tokenizer(tok_models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(TEXTS + [q for q, _ in DEMO_QUERIES],
+                            trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                             sep_token="[SEP]", mask_token="[MASK]")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=256)
+    BertModel(cfg).save_pretrained(root / "bert")
+    fast.save_pretrained(root / "bert")
+    transformer = Transformer(str(root / "bert"), max_seq_length=128)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    SentenceTransformer(modules=[transformer, pooling]).save(str(root / "model"))
+    return root / "model"
+
+
+def test_sentence_transformer_embeddings(tiny_st_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    emb = SentenceTransformerEmbeddings(str(tiny_st_model), normalize=True, batch_size=4)
+    docs = np.asarray(emb.embed_documents(TEXTS))
+    assert docs.shape == (6, 32) and np.allclose(np.linalg.norm(docs, axis=1), 1, atol=1e-5)
+    assert np.allclose(emb.embed_query(TEXTS[0]), docs[0], atol=1e-5)
+    instructed = SentenceTransformerEmbeddings(str(tiny_st_model), query_instruction="查询：")
+    assert not np.allclose(instructed.embed_query(TEXTS[0]), docs[0], atol=1e-3)
+    assert np.allclose(instructed.embed_documents(TEXTS[:1])[0], docs[0], atol=1e-5)  # documents unchanged
+    assert instructed.embedder_id != emb.embedder_id
+    missing = SentenceTransformerEmbeddings("no-such-org/no-such-model")
+    with pytest.raises(EmbedderError, match="no-such-org/no-such-model.*offline"):
+        missing.embed_query("x")
+    corpus = write_demo_corpus(tmp_path / "c")
+    r = build_retriever({"kind": "dense", "embedder": {"kind": "sentence_transformers", "model": str(tiny_st_model)}},
+                        corpus, tmp_path / "cache")
+    docs = r.invoke("发现火灾应当如何报警", domain="fire_safety", k=2)
+    assert len(docs) == 2 and all(d.metadata["domain"] == "fire_safety" for d in docs)
+
+
+class _Counter:
+    def __init__(self, monkeypatch):
+        self.fit = self.embed = self.bm25 = 0
+        orig_fit, orig_embed = LSAEmbeddings.fit, LSAEmbeddings.embed_array
+        from retrievers.bm25_index import BM25Index
+
+        orig_bm25 = BM25Index.build.__func__
+
+        def fit(emb, texts):
+            self.fit += 1
+            return orig_fit(emb, texts)
+
+        def embed(emb, texts):
+            self.embed += len(texts)
+            return orig_embed(emb, texts)
+
+        def bm25(cls, chunks, params):
+            self.bm25 += 1
+            return orig_bm25(cls, chunks, params)
+
+        monkeypatch.setattr(LSAEmbeddings, "fit", fit)
+        monkeypatch.setattr(LSAEmbeddings, "embed_array", embed)
+        monkeypatch.setattr(BM25Index, "build", classmethod(bm25))
+
+
+def test_persistence_and_invalidation(tmp_path, monkeypatch):
+    count = _Counter(monkeypatch)
+    corpus, cache = write_demo_corpus(tmp_path / "c"), tmp_path / "cache"
+    base = {"kind": "hybrid", "embedder": {"dim": 8}, "chunk": {"max_chars": 600, "overlap": 80, "min_chars": 40}}
+
+    def build(**over):
+        cfg = json.loads(json.dumps(base))
+        for k, v in over.items():
+            cfg[k] = {**cfg[k], **v} if isinstance(v, dict) else v
+        return build_retriever(cfg, corpus, cache)
+
+    first = build()
+    assert first.built == [True, True] and count.fit == 1 and count.embed == len(first.chunks) and count.bm25 == 1
+    bm25_dir, dense_dir = map(Path, first.index_dirs)
+    manifest = json.loads((dense_dir / MANIFEST).read_text())
+    assert manifest["spec"]["embedder_id"].startswith("lsa:") and manifest["spec"]["chunking"]["max_chars"] == 600
+    assert len(manifest["spec"]["corpus_hash"]) == 64 and manifest["spec"]["index"] == {"kind": "flat"}
+    assert json.loads((bm25_dir / MANIFEST).read_text())["spec"]["tokenizer"] == "jieba"
+    assert (bm25_dir / "corpus_report.json").is_file() and (dense_dir / "chunks.jsonl").is_file()
+
+    again = build()  # unchanged: loaded, nothing re-embedded or re-indexed
+    assert again.built == [False, False] and count.fit == 1 and count.embed == len(first.chunks)
+    assert count.bm25 == 1 and again.index_dirs == first.index_dirs
+    q, g = DEMO_QUERIES[0]
+    assert [d.id for d in again.invoke(q, domain=g)] == [d.id for d in first.invoke(q, domain=g)]
+
+    assert build(embedder={"dim": 4}).built == [False, True]  # embedder change: dense rebuilt only
+    assert build(tokenizer="char_bigram").built == [True, False]  # tokenizer change: BM25 rebuilt only
+    assert build(chunk={"max_chars": 100}).built == [True, True]  # chunking change: both
+    assert build(index="hnsw").built == [False, True]
+    assert build(index="hnsw", hnsw_ef_search=16).built == [False, False]  # search-time only: no rebuild
+    fits = count.fit
+    f = corpus / "fire_safety" / "示例消防管理办法.md"
+    f.write_text(f.read_text(encoding="utf-8") + "\n第九条 消防控制室应当实行二十四小时值班制度。\n", encoding="utf-8")
+    changed = build()
+    assert changed.built == [True, True] and count.fit == fits + 1
+    assert set(changed.index_dirs).isdisjoint(first.index_dirs)
+    assert "二十四小时值班" in changed.invoke("消防控制室值班", domain="fire_safety", k=1)[0].page_content
+    assert not list(cache.glob("*.tmp-*"))  # no temporary build directories left behind
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, {root!r})
+    from retrievers.build import build_retriever
+    r = build_retriever({{"kind": "hybrid", "embedder": {{"dim": 8}}}}, {corpus!r}, {cache!r})
+    print(json.dumps({{"built": r.built, "dirs": r.index_dirs, "n": len(r.chunks),
+                      "top": r.invoke("擅自拆除消火栓", domain="fire_safety", k=1)[0].id}}))
+""")
+
+
+def test_concurrent_builders_share_one_index(tmp_path):
+    corpus, cache = write_demo_corpus(tmp_path / "c"), tmp_path / "cache"
+    code = _CHILD.format(root=str(PROJECT_ROOT), corpus=str(corpus), cache=str(cache))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-2000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    assert outs[0]["dirs"] == outs[1]["dirs"] and outs[0]["top"] == outs[1]["top"]
+    assert [a or b for a, b in zip(outs[0]["built"], outs[1]["built"])] == [True, True]
+    assert [a and b for a, b in zip(outs[0]["built"], outs[1]["built"])] == [False, False]  # each built once
+    index_dirs = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(index_dirs) == 2 and all((p / MANIFEST).is_file() for p in index_dirs)
+
+
+def test_store_lock_serialises_builders(tmp_path):
+    """Two processes racing on one key with a slow build: the lock makes the second wait and load."""
+    code = textwrap.dedent(f"""
+        import json, sys, time
+        sys.path.insert(0, {str(PROJECT_ROOT)!r})
+        from retrievers.store import load_or_build
+        def build(tmp):
+            (tmp / "data.txt").write_text("ok")
+            time.sleep(1.5)
+            return {{"pid": __import__("os").getpid()}}
+        d, manifest, built = load_or_build({str(tmp_path / "cache")!r}, {{"x": 1}}, build)
+        print(json.dumps({{"built": built, "pid": manifest["pid"], "data": (d / "data.txt").read_text()}}))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
+    assert sorted(o["built"] for o in outs) == [False, True]
+    assert outs[0]["pid"] == outs[1]["pid"] and all(o["data"] == "ok" for o in outs)

@@ -1,0 +1,234 @@
+"""Scoring arithmetic against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from qualbench.records import FALSE, JUDGE, MULTI, SINGLE, TRUE, Prediction
+from qualbench.scoring import (
+    ScoringError,
+    accuracy,
+    bootstrap_ci,
+    compute_metrics,
+    exam_score,
+    extract_answer,
+    group_accuracy,
+    is_correct,
+    metrics_markdown,
+    weighted_f1,
+)
+
+
+def _p(i, domain, qtype, answer, prediction, **kw):
+    return {"idx": str(i), "domain": domain, "question_type": qtype, "answer": answer, "prediction": prediction,
+            "correct": False, "raw": prediction, **kw}
+
+
+# Hand-scored table (domain, type, gold, prediction -> correct, exam score):
+#  1 消防      单选 C    C          -> 1, 1
+#  2 消防      多选 ABD  AB         -> 0, 0.5  (少选)
+#  3 消防      多选 ABD  C          -> 0, 0    (错选)
+#  4 安全生产  判断 正确 正确       -> 1, 1
+#  5 安全生产  判断 错误 ""         -> 0, 0    (unparsed)
+#  6 安全生产  单选 A    "" skipped -> 0, 0    (skipped, stays in n)
+#  7 银行保险  单选 B    B          -> 1, 1
+#  8 银行保险  多选 AC   CA         -> 1, 1    (letters compare as sets)
+# accuracy 4/8; exam score 4.5/8; by domain: 安全生产 1/3, 消防 1/3 (exam 1.5/3), 银行保险 2/2
+# macro accuracy (1/3 + 1/3 + 1) / 3 = 5/9
+# by type: 单选 2/3 (exam 2/3), 多选 1/3 (exam 1.5/3), 判断 1/2 (exam 1/2)
+# weighted F1, classes = gold strings; y_pred = C, AB, C, 正确, <unparsed>, <unparsed>, B, AC
+#   C: tp 1, fp 1 (item 3), fn 0 -> P 1/2, R 1, F1 2/3, support 1
+#   ABD: tp 0 -> F1 0, support 2;  正确: F1 1;  错误: F1 0;  A: F1 0;  B: F1 1;  AC: F1 1 (support 1 each)
+#   weighted = (2/3 + 0 + 1 + 0 + 0 + 1 + 1) / 8 = 11/24
+TABLE = [
+    _p(1, "消防", SINGLE, "C", "C"),
+    _p(2, "fire_safety", MULTI, "ABD", "AB"),
+    _p(3, "消防安全", MULTI, "ABD", "C"),
+    _p(4, "安全生产", JUDGE, TRUE, TRUE, qualification="安全员"),
+    _p(5, "安全生产", JUDGE, FALSE, "", qualification="安全员"),
+    _p(6, "production_safety", SINGLE, "A", "", skipped="prompt exceeds context"),
+    _p(7, "银行保险", SINGLE, "B", "B", qualification="银行从业"),
+    _p(8, "银行保险", MULTI, "AC", "CA"),
+]
+
+
+def test_compute_metrics_hand_table() -> None:
+    m = compute_metrics(TABLE, n_boot=200, seed=1)
+    assert (m["n"], m["n_scored"], m["n_skipped"], m["n_unparsed"]) == (8, 7, 1, 1)
+    assert m["accuracy"] == pytest.approx(4 / 8)
+    assert m["exam_score"] == pytest.approx(4.5 / 8)
+    assert m["macro_accuracy"] == pytest.approx(5 / 9)
+    assert m["weighted_f1"] == pytest.approx(11 / 24)
+    assert list(m["by_domain"]) == ["安全生产", "消防", "银行保险"]  # DOMAIN_NAMES order, aliases merged
+    assert m["by_domain"]["安全生产"]["accuracy"] == pytest.approx(1 / 3)
+    assert m["by_domain"]["消防"]["exam_score"] == pytest.approx(1.5 / 3)
+    assert m["by_domain"]["银行保险"]["n"] == 2 and m["by_domain"]["银行保险"]["accuracy"] == 1.0
+    assert list(m["by_type"]) == [SINGLE, MULTI, JUDGE]
+    assert m["by_type"][SINGLE]["accuracy"] == pytest.approx(2 / 3)
+    assert m["by_type"][MULTI]["exam_score"] == pytest.approx(0.5)
+    assert m["by_type"][JUDGE]["n_unparsed"] == 1
+    assert m["by_qualification"] == {
+        "安全员": {"n": 2, "accuracy": 0.5, "exam_score": 0.5, "n_unparsed": 1,
+                 "ci95": m["by_qualification"]["安全员"]["ci95"]},
+        "银行从业": {"n": 1, "accuracy": 1.0, "exam_score": 1.0, "n_unparsed": 0, "ci95": [1.0, 1.0]},
+    }
+    lo, hi = m["accuracy_ci95"]
+    assert lo <= m["accuracy"] <= hi
+    json.dumps(m, allow_nan=False)  # metrics.json must be plain JSON
+
+
+def test_no_qualification_section_without_qualifications() -> None:
+    m = compute_metrics([p for p in TABLE if not p.get("qualification")], n_boot=50)
+    assert "by_qualification" not in m
+
+
+def test_stored_correct_flag_is_not_trusted() -> None:
+    lying = [dict(TABLE[2], correct=True, exam_score=1.0)]
+    m = compute_metrics(lying, n_boot=10)
+    assert m["accuracy"] == 0.0 and m["exam_score"] == 0.0
+
+
+def test_prediction_objects_accepted() -> None:
+    preds = [Prediction(idx="1", domain="消防", question_type=SINGLE, answer="B", prediction="B", correct=True,
+                        raw="答案：B"),
+             Prediction(idx="2", domain="消防", question_type=JUDGE, answer=TRUE, prediction=FALSE, correct=False,
+                        raw="错误")]
+    m = compute_metrics(preds, n_boot=10)
+    assert m["accuracy"] == 0.5 and m["by_domain"]["消防"]["n"] == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "prediction", "qtype", "score"),
+    [
+        ("ABD", "ABD", MULTI, 1.0),
+        ("ABD", "DBA", MULTI, 1.0),
+        ("ABD", "AB", MULTI, 0.5),  # 少选得0.5分
+        ("ABD", "D", MULTI, 0.5),
+        ("ABD", "ABC", MULTI, 0.0),  # 错选不得分
+        ("ABD", "ABCD", MULTI, 0.0),  # superset holds a wrong letter
+        ("ABD", "", MULTI, 0.0),
+        ("AB", "C", MULTI, 0.0),
+        ("C", "C", SINGLE, 1.0),
+        ("C", "D", SINGLE, 0.0),
+        ("C", "", SINGLE, 0.0),
+        (TRUE, TRUE, JUDGE, 1.0),
+        (TRUE, FALSE, JUDGE, 0.0),
+        (FALSE, "", JUDGE, 0.0),
+    ],
+)
+def test_exam_score_rule(answer: str, prediction: str, qtype: str, score: float) -> None:
+    assert exam_score(answer, prediction, qtype) == score
+    assert is_correct(answer, prediction, qtype) == (score == 1.0)
+
+
+def test_is_correct_sets_and_aliases() -> None:
+    assert is_correct("ABD", "D、B、A", MULTI)
+    assert not is_correct("ABD", "AB", MULTI)
+    assert is_correct(TRUE, "对", JUDGE) and is_correct(FALSE, "×", JUDGE)
+    assert not is_correct("", "", SINGLE)
+    with pytest.raises(ScoringError, match="unknown question_type"):
+        is_correct("A", "A", "问答题")
+
+
+def test_accuracy() -> None:
+    assert accuracy([True, False, True, True]) == 0.75
+    assert accuracy([1, 0.5, 0]) == 0.5
+    assert math.isnan(accuracy([]))
+
+
+def test_weighted_f1_hand_computed() -> None:
+    # gold:  A A A B B 正确 ; pred: A A B B "" 正确
+    # A: tp 2, fp 0, fn 1 -> P 1, R 2/3, F1 0.8, support 3
+    # B: tp 1, fp 1, fn 1 -> P 1/2, R 1/2, F1 0.5, support 2
+    # 正确: F1 1, support 1;  the unparsed class has no support
+    # weighted = (3*0.8 + 2*0.5 + 1*1) / 6 = 4.4 / 6
+    gold = ["A", "A", "A", "B", "B", TRUE]
+    pred = ["A", "A", "B", "B", "", TRUE]
+    assert weighted_f1(gold, pred) == pytest.approx(4.4 / 6)
+    assert weighted_f1(gold, gold) == 1.0
+    # letter order does not make a different class
+    assert weighted_f1(["AB", "AB"], ["BA", "AB"], [MULTI, MULTI]) == 1.0
+    with pytest.raises(ScoringError, match="2 answers but 1 predictions"):
+        weighted_f1(["A", "B"], ["A"])
+
+
+def test_bootstrap_ci_properties() -> None:
+    rng = np.random.default_rng(5)
+    values = rng.random(300) < 0.62
+    lo, hi = bootstrap_ci(values, n_boot=2000, seed=3)
+    assert lo < values.mean() < hi
+    assert 0.5 < lo < hi < 0.75
+    assert bootstrap_ci(values, n_boot=2000, seed=3) == (lo, hi)  # deterministic per seed
+    assert bootstrap_ci(values, n_boot=2000, seed=4) != (lo, hi)
+    narrow = bootstrap_ci(values, n_boot=2000, alpha=0.5, seed=3)
+    assert lo <= narrow[0] <= narrow[1] <= hi
+    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    assert all(math.isnan(x) for x in bootstrap_ci([]))
+    with pytest.raises(ScoringError, match="alpha"):
+        bootstrap_ci([0, 1], alpha=1.5)
+
+
+def test_bootstrap_ci_matches_scipy_percentile_bootstrap() -> None:
+    x = np.array([0.0] * 70 + [0.5] * 30 + [1.0] * 100)  # exam-score-like values
+    ours = bootstrap_ci(x, n_boot=4000, seed=0)
+    ref = stats.bootstrap((x,), np.mean, n_resamples=4000, method="percentile", random_state=0).confidence_interval
+    assert ours[0] == pytest.approx(ref.low, abs=0.015)
+    assert ours[1] == pytest.approx(ref.high, abs=0.015)
+
+
+def test_group_accuracy() -> None:
+    g = group_accuracy(TABLE, "qualification")
+    assert set(g) == {"安全员", "银行从业"}
+    assert g["安全员"] == {"n": 2, "accuracy": 0.5, "exam_score": 0.5, "n_unparsed": 1}
+    by_domain = group_accuracy(TABLE, "domain")  # aliases (fire_safety, 消防安全) resolve to one group
+    assert by_domain["消防"]["n"] == 3
+    by_len = group_accuracy(TABLE, lambda d: len(d["answer"]))
+    assert by_len[3]["n"] == 2 and by_len[3]["exam_score"] == 0.25
+
+
+def test_bad_records_name_the_item() -> None:
+    with pytest.raises(ScoringError, match=r"prediction #1 \(idx='x'\) lacks field\(s\) answer"):
+        compute_metrics([TABLE[0], {"idx": "x", "question_type": SINGLE, "prediction": "A"}])
+    with pytest.raises(ScoringError, match=r"prediction #0 \(idx='1'\).*unknown question_type"):
+        compute_metrics([dict(TABLE[0], question_type="填空")])
+    with pytest.raises(ScoringError, match="no predictions"):
+        compute_metrics([])
+
+
+def test_metrics_markdown() -> None:
+    md = metrics_markdown(compute_metrics(TABLE, n_boot=50), "tiny-model on dev")
+    assert md.startswith("## tiny-model on dev")
+    assert "| accuracy (%) | 50.0 [" in md
+    assert "| weighted F1 (%) | 45.8 |" in md
+    assert "### By domain" in md and "| 银行保险 | 2 | 100.0 |" in md
+    assert "### By question type" in md and "| 多选题 | 3 | 33.3 |" in md
+    assert "### By qualification" in md
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "exams"
+
+
+def test_end_to_end_on_real_items() -> None:
+    """Replies built from the real gold answers: every 3rd reply is wrong, the rest right."""
+    path = SHARED / "dev_construction_safety.json"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    items = json.loads(path.read_text(encoding="utf-8"))[:300]
+    flip = {TRUE: FALSE, FALSE: TRUE}
+    preds = []
+    for i, it in enumerate(items):
+        gold = it["answer"]
+        wrong = flip.get(gold) or ("A" if gold != "A" else "B")
+        reply = f"经分析，本题答案：{wrong if i % 3 == 0 else gold}"
+        pred = extract_answer(reply, it["question_type"])
+        preds.append(_p(it["idx"], it["domain"], it["question_type"], gold, pred))
+    m = compute_metrics(preds, n_boot=100)
+    assert m["n"] == 300 and m["n_unparsed"] == 0
+    assert m["accuracy"] == pytest.approx(200 / 300)
+    assert list(m["by_domain"]) == ["安全生产"]
