@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from qualbench.data import load_dataset_with_report
 from qualbench.errors import ConfigError
+from qualbench.models.base import ModelError
 from qualbench.predictions import PredictionWriter, read_predictions
 from qualbench.prompts.render import PromptConfig, render_messages
 from qualbench.records import Prediction, Question, Request, Response
@@ -131,6 +132,8 @@ def evaluate(
         log.info("resuming: %d of %d items already in %s", len(items) - len(todo), len(items), pred_path)
     if todo and getattr(model, "needs_retriever", False):
         model.attach_retriever(retriever)
+    if todo and hasattr(model, "prepare"):
+        model.prepare(list(items))  # whole file, so cross-fitted folds are the same on resume
     with PredictionWriter(pred_path) as writer, tqdm(
         total=len(items), initial=len(items) - len(todo), desc=f"{getattr(model, 'name', 'model')}", unit="q"
     ) as bar:
@@ -139,7 +142,14 @@ def evaluate(
             passages = _passages(retriever, cfg, batch) if (prompt.rag and retriever is not None) else [[]] * len(batch)
             requests = [Request(q, render_messages(q, prompt, p), list(p)) for q, p in zip(batch, passages)]
             t0 = time.perf_counter()
-            responses = model.generate(requests)
+            try:
+                responses = model.generate(requests)
+            except ModelError as err:
+                # keep what finished before the failure, then stop with the backend's message
+                finished = [(q, r) for q, r in zip(batch, getattr(err, "responses", None) or []) if r is not None]
+                writer.write([to_prediction(q, r).to_dict() for q, r in finished])
+                log.error("stopped after %d finished items of this batch were saved to %s", len(finished), pred_path)
+                raise
             if len(responses) != len(requests):
                 raise ConfigError(f"model {model!r} returned {len(responses)} responses for {len(requests)} requests")
             dt = (time.perf_counter() - t0) / max(1, len(batch))

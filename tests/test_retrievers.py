@@ -161,7 +161,7 @@ def test_build_from_hydra_config(corpus, cache):
 
     register_configs()
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["+retriever=hybrid", "+corpus=sample", "retriever.embedder.dim=16",
+        cfg = compose("config", overrides=["retriever=hybrid", "corpus=sample", "retriever.embedder.dim=16",
                                            "retriever.top_k=2", "retriever.routing=all"])
         assert cfg.corpus.path.endswith("corpora/sample")
         assert cfg.retriever.embedder.kind == "lsa"
@@ -169,7 +169,7 @@ def test_build_from_hydra_config(corpus, cache):
         assert r.kind == "hybrid" and r.routing == "all" and r.top_k == 2
         assert len(r.invoke("保险利益")) == 2
         with pytest.raises(Exception):
-            compose("config", overrides=["+retriever=bm25", "retriever.top_kk=3"])
+            compose("config", overrides=["retriever=bm25", "retriever.top_kk=3"])
     with pytest.raises(ValueError, match="kind"):
         build_retriever({"kind": "tfidf"}, corpus, cache)
 

@@ -4,9 +4,9 @@ Each option (stem + option text) and each 判断题 statement is searched in one
 (retriever score, lexical overlap with the passages, blank-filling fit, wording mismatches) are turned into a
 decision by a ``Calibration`` fitted on labelled items that never include the item being predicted:
 
+- ``calibration=crossfit`` (default): K folds over the evaluated items; each fold is predicted by a fit on the others.
 - ``calibration=sample``: fit once on a separate calibration set (default: the bundled sample set). If the
   evaluated items overlap it (evaluating the sample set itself), it switches to ``crossfit`` and logs it.
-- ``calibration=crossfit``: K folds over the evaluated items; each fold is predicted by a fit on the others.
 - ``calibration=none``: fixed default weights and thresholds.
 """
 
@@ -34,7 +34,7 @@ class RetrievalModelConfig:
     _target_: str = "qualbench.models.retrieval.RetrievalAnswerer"
     name: str = "retrieval"
     top_k: Optional[int] = None  # passages per query; None: the retriever's top_k; 0: no evidence at all
-    calibration: str = "sample"  # sample | crossfit | none
+    calibration: str = "crossfit"  # crossfit | sample | none
     calibration_data: Optional[dict[str, Any]] = None  # a data config for calibration; None: the bundled sample
     folds: int = 5  # crossfit folds
     min_multi: int = 2  # 多选题: always select at least this many options
