@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SHARED_EXAMS = SHARED / "exams"
 SHARED_CORPORA = SHARED / "corpora"
+SAMPLE_CORPUS = REPO / "corpora" / "sample"
 
 
 @pytest.fixture
@@ -58,3 +59,14 @@ def small_json(tmp_path) -> Path:
     p = tmp_path / "small.json"
     p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding="utf-8")
     return p
+
+
+@pytest.fixture(scope="module")
+def sample_retriever(tmp_path_factory):
+    """A BM25 retriever (oracle routing, top 5) over the bundled sample corpus."""
+    if not SAMPLE_CORPUS.is_dir():
+        pytest.skip("sample corpus not present")
+    from retrievers.build import build_retriever
+
+    return build_retriever({"kind": "bm25", "routing": "oracle", "top_k": 5}, SAMPLE_CORPUS,
+                           tmp_path_factory.mktemp("idx"))

@@ -96,15 +96,6 @@ def test_crossfit_never_fits_on_the_items_it_predicts():
 
 
 # ---- the backend with a real BM25 retriever ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sample_retriever(tmp_path_factory):
-    if not SAMPLE_CORPUS.is_dir():
-        pytest.skip("sample corpus not present")
-    from retrievers.build import build_retriever
-
-    return build_retriever({"kind": "bm25", "routing": "oracle", "top_k": 5}, SAMPLE_CORPUS,
-                           tmp_path_factory.mktemp("idx"))
-
 
 @pytest.fixture(scope="module")
 def sample_items():

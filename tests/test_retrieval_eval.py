@@ -43,15 +43,6 @@ def test_ranked_ties_keep_order_and_project():
 
 
 # ---- evaluation with a real retriever --------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sample_retriever(tmp_path_factory):
-    if not SAMPLE_CORPUS.is_dir():
-        pytest.skip("sample corpus not present")
-    from retrievers.build import build_retriever
-
-    return build_retriever({"kind": "bm25", "routing": "oracle", "top_k": 5}, SAMPLE_CORPUS,
-                           tmp_path_factory.mktemp("idx"))
-
 
 def _item(idx, stem, explanation, domain="安全生产", qtype=JUDGE, options=None, answer="正确"):
     return Question(idx=idx, question_type=qtype, domain=domain, stem=stem, options=options or {},
