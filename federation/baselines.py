@@ -1,5 +1,7 @@
 """Non-federated references on the same code path: ``local_only`` (each client trains alone) and
-``centralized`` (pooled training data, same total optimizer steps). Same history format as Flower runs."""
+``centralized`` (pooled training data, same total optimizer steps). Same history.json / rounds.jsonl format as
+Flower runs, the same per-round scoring (``federation.train.predict`` → ``round_metrics``) and the same final
+evaluation (``federation.evaluate.final_evaluation``: predictions.jsonl, metrics.json)."""
 
 from __future__ import annotations
 
@@ -10,48 +12,45 @@ from typing import Any
 
 from tqdm import tqdm
 
-from federation.history import HISTORY, completed_rounds, load_history, write_json
+from federation.history import HISTORY, completed_rounds, load_history, write_json, write_rounds
 from federation.partition import ClientData, load_client
 from federation.spec import RunSpec
 from federation.train import (
-    count_metrics, encode, evaluate, get_adapter, initial_adapter, load_peft, set_adapter, summarize_counts,
-    train_local,
+    eval_model, get_adapter, initial_adapter, load_peft, predict, round_metrics, set_adapter, train_local,
+    training_examples,
 )
 
 log = logging.getLogger(__name__)
 
 
-def _evaluate_all(model, tok, spec: RunSpec, clients: list[ClientData], state_of) -> dict[str, Any]:
-    totals: dict[str, float] = {}
-    per_client = {}
+def _evaluate_all(hf, spec: RunSpec, clients: list[ClientData], state_of) -> dict[str, Any]:
+    rows: dict[str, list] = {"val": [], "test": []}
     for c in clients:
-        set_adapter(model, state_of(c.cid))
-        counts: dict[str, float] = {}
-        for split in ("val", "test"):
-            rows = evaluate(model, tok, c.split(split), spec.prompt, spec.fed.eval_max_new_tokens,
-                            spec.fed.eval_batch_size, spec.fed.max_length)
-            counts.update(count_metrics(rows, split))
-        per_client[str(c.cid)] = {s: {k: summarize_counts(counts, s)[k] for k in ("n", "accuracy", "loss")}
-                                  for s in ("test", "val")}
-        for k, v in counts.items():
-            totals[k] = totals.get(k, 0.0) + v
-    return {"test": summarize_counts(totals, "test"), "val": summarize_counts(totals, "val"), "by_client": per_client}
+        set_adapter(hf.model, state_of(c.cid))
+        for split in rows:
+            rows[split] += predict(hf, c.split(split), spec.prompt, client=c.cid, loss_batch_size=spec.fed.eval_batch_size)
+    return round_metrics(rows, seed=spec.fed.seed)
 
 
-def _train_entry(stats) -> dict[str, Any]:
+def _train_entry(stats, too_long: int) -> dict[str, Any]:
     return {"num_examples": stats.num_examples, "loss_mean": stats.mean_loss, "loss_first": stats.losses[0],
-            "loss_last": stats.losses[-1], "steps": len(stats.losses)}
+            "loss_last": stats.losses[-1], "steps": len(stats.losses), "n_too_long": too_long}
 
 
-def run_baseline(spec: RunSpec, mode: str) -> dict[str, Any]:
-    """Run ``local_only`` or ``centralized`` for ``spec.fed.num_rounds`` round-equivalents into spec.run_dir."""
+def run_baseline(spec: RunSpec, mode: str, config: dict[str, Any] | None = None) -> tuple[dict, dict]:
+    """Run ``local_only`` or ``centralized`` for ``spec.fed.num_rounds`` round-equivalents into spec.run_dir and
+    evaluate the final adapter(s); returns (history, metrics.json)."""
+    from federation.evaluate import final_evaluation, is_current, read_metrics
+
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     old = load_history(run_dir)
-    if spec.fed.resume and old and old.get("mode") == mode and completed_rounds(old) >= spec.fed.num_rounds:
-        return old
+    if (spec.fed.resume and old and old.get("mode") == mode and completed_rounds(old) >= spec.fed.num_rounds
+            and is_current(run_dir, completed_rounds(old), mode)):
+        return old, read_metrics(run_dir)
     f = spec.fed
     model, tok = load_peft(spec.base_model, spec.lora, f.seed)
+    hf = eval_model(model, tok, f"{mode}", max_new_tokens=f.eval_max_new_tokens, batch_size=f.eval_batch_size)
     init = initial_adapter(spec.base_model, spec.lora, f.seed)
     clients = [load_client(spec.clients_dir, cid) for cid in range(spec.num_clients)]
     if mode == "local_only":
@@ -67,7 +66,7 @@ def run_baseline(spec: RunSpec, mode: str) -> dict[str, Any]:
                                "privacy": {"enabled": False}, "rounds": []}
     t0 = time.perf_counter()
     history["rounds"].append({"round": 0, "train": {}, "train_loss": None, "failures": [], "bytes_down": 0,
-                              "bytes_up": 0, **_evaluate_all(model, tok, spec, clients, state_of),
+                              "bytes_up": 0, **_evaluate_all(hf, spec, clients, state_of),
                               "wall_s": time.perf_counter() - t0})
     pooled = [q for c in clients for q in c.train]
     for rnd in tqdm(range(1, f.num_rounds + 1), desc=mode, unit="round"):
@@ -77,24 +76,27 @@ def run_baseline(spec: RunSpec, mode: str) -> dict[str, Any]:
         if mode == "local_only":
             for c in clients:
                 set_adapter(model, states[c.cid])
-                stats = train_local(model, tok, encode(tok, c.train, spec.prompt, f.max_length), steps=f.local_steps,
-                                    epochs=f.local_epochs, seed=f.seed * 1000 + rnd * 100 + c.cid, **kw)
+                examples, too_long = training_examples(hf, c.train, spec.prompt, f.max_length)
+                stats = train_local(model, tok, examples, steps=f.local_steps, epochs=f.local_epochs,
+                                    seed=f.seed * 1000 + rnd * 100 + c.cid, **kw)
                 states[c.cid] = get_adapter(model)
-                train[str(c.cid)] = _train_entry(stats)
+                train[str(c.cid)] = _train_entry(stats, too_long)
         else:
             set_adapter(model, shared["state"])
             epochs = f.local_epochs  # same passes over the (pooled) data as each client makes over its own
-            stats = train_local(model, tok, encode(tok, pooled, spec.prompt, f.max_length),
-                                steps=f.local_steps * len(clients), epochs=epochs, seed=f.seed * 1000 + rnd, **kw)
+            examples, too_long = training_examples(hf, pooled, spec.prompt, f.max_length)
+            stats = train_local(model, tok, examples, steps=f.local_steps * len(clients), epochs=epochs,
+                                seed=f.seed * 1000 + rnd, **kw)
             shared["state"] = get_adapter(model)
-            train["pooled"] = _train_entry(stats)
+            train["pooled"] = _train_entry(stats, too_long)
         n = sum(t["num_examples"] for t in train.values())
         entry = {"round": rnd, "train": train,
                  "train_loss": sum(t["loss_mean"] * t["num_examples"] for t in train.values()) / max(n, 1),
                  "failures": [], "bytes_down": 0, "bytes_up": 0,
-                 **_evaluate_all(model, tok, spec, clients, state_of), "wall_s": time.perf_counter() - t0}
+                 **_evaluate_all(hf, spec, clients, state_of), "wall_s": time.perf_counter() - t0}
         history["rounds"].append(entry)
         write_json(run_dir / HISTORY, history)
+        write_rounds(run_dir, history)
     if mode == "centralized":
         set_adapter(model, shared["state"])
         model.save_pretrained(run_dir / "global_adapter")
@@ -102,4 +104,5 @@ def run_baseline(spec: RunSpec, mode: str) -> dict[str, Any]:
         from federation.plots import learning_curves
 
         learning_curves(history, run_dir / "learning_curve.png")
-    return history
+    metrics = final_evaluation(spec, mode, state_of, f.num_rounds, config)
+    return history, metrics

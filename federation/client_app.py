@@ -1,20 +1,27 @@
 """Flower ClientApp: local LoRA fine-tuning on the client's train split; evaluation on its val/test splits.
 
-Only the adapter (LoRA) weights travel: the base model is loaded locally from ``spec.base_model``.
+Only the adapter (LoRA) weights travel to and from training: the base model is loaded locally from
+``spec.base_model``. Evaluation runs the ``qualbench`` path (``HFModel.generate`` → ``to_prediction``) and
+replies with one compact row per item (:data:`federation.train.ROW_FIELDS`: gold and predicted answer,
+domain, type, answer-token loss; no question text) so the server scores all clients together with
+``compute_metrics``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from functools import lru_cache
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from federation.partition import ClientData, load_client
 from federation.spec import RunSpec, load_spec
-from federation.train import count_metrics, encode, evaluate, get_adapter, load_peft, set_adapter, train_local
+from federation.train import (
+    compact, eval_model, get_adapter, load_peft, predict, set_adapter, train_local, training_examples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +45,26 @@ def client_id(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
+def _model(spec: RunSpec):
+    """(peft model, HFModel over it) for this process; the base model is loaded once."""
+    model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    return model, eval_model(model, tok, name=f"client:{spec.fed.strategy}",
+                             max_new_tokens=spec.fed.eval_max_new_tokens, batch_size=spec.fed.eval_batch_size)
+
+
 def handle_train(msg: Message, context: Context, spec: RunSpec) -> Message:
     cid = client_id(context)
     if cid in spec.fed.fail_clients:
         raise DeliberateClientFailure(f"client {cid}: deliberate failure (federation.fail_clients)")
     data = _client(spec.clients_dir, cid)
-    model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    model, hf = _model(spec)
     set_adapter(model, msg.content["arrays"].to_torch_state_dict())
     cfg = msg.content["config"]
     server_round = int(cfg.get("server-round", 0))
     t0 = time.perf_counter()
+    examples, too_long = training_examples(hf, data.train, spec.prompt, spec.fed.max_length)
     stats = train_local(
-        model, tok, encode(tok, data.train, spec.prompt, spec.fed.max_length),
+        model, hf.tokenizer, examples,
         steps=spec.fed.local_steps, epochs=spec.fed.local_epochs, lr=float(cfg.get("lr", spec.fed.lr)),
         batch_size=spec.fed.batch_size, grad_accum=spec.fed.grad_accum,
         mu=float(cfg.get("proximal-mu", spec.fed.mu)), seed=spec.fed.seed * 1000 + server_round * 100 + cid,
@@ -61,6 +76,7 @@ def handle_train(msg: Message, context: Context, spec: RunSpec) -> Message:
         "train_loss_first": stats.losses[0] if stats.losses else float("nan"),
         "train_loss_last": stats.losses[-1] if stats.losses else float("nan"),
         "steps": len(stats.losses),
+        "n_too_long": too_long,
         "train_s": time.perf_counter() - t0,
     })
     return Message(RecordDict({"arrays": ArrayRecord(get_adapter(model)), "metrics": metrics}), reply_to=msg)
@@ -69,14 +85,14 @@ def handle_train(msg: Message, context: Context, spec: RunSpec) -> Message:
 def handle_evaluate(msg: Message, context: Context, spec: RunSpec) -> Message:
     cid = client_id(context)
     data = _client(spec.clients_dir, cid)
-    model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    model, hf = _model(spec)
     set_adapter(model, msg.content["arrays"].to_torch_state_dict())
-    counts: dict[str, float] = {"num-examples": len(data.test), "client-id": cid}
-    for split in ("val", "test"):
-        rows = evaluate(model, tok, data.split(split), spec.prompt, spec.fed.eval_max_new_tokens,
-                        spec.fed.eval_batch_size, spec.fed.max_length)
-        counts.update(count_metrics(rows, split))
-    return Message(RecordDict({"metrics": MetricRecord(counts)}), reply_to=msg)
+    rows = {split: compact(predict(hf, data.split(split), spec.prompt, client=cid,
+                                   loss_batch_size=spec.fed.eval_batch_size)) for split in ("val", "test")}
+    metrics = MetricRecord({"num-examples": len(data.test), "client-id": cid})
+    return Message(RecordDict({"metrics": metrics,
+                               "rows": ConfigRecord({s: json.dumps(r, ensure_ascii=False) for s, r in rows.items()})}),
+                   reply_to=msg)
 
 
 def make_client_app(spec_path: str | None = None) -> ClientApp:

@@ -1,4 +1,6 @@
-"""``history.json``: one entry per completed round, rewritten atomically after every round."""
+"""``history.json`` (the run's record: one entry per completed round, what resume reads) and ``rounds.jsonl``
+(one line per round: its val/test metrics from ``compute_metrics`` plus losses, what ``qualbench-report``
+draws), both rewritten atomically after every round."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 HISTORY = "history.json"
+ROUNDS = "rounds.jsonl"
+ROUND_KEYS = ("round", "train_loss", "val", "test")  # what rounds.jsonl keeps of a history round
 
 
 def _clean(x: Any) -> Any:
@@ -44,3 +48,15 @@ def completed_rounds(history: dict[str, Any] | None) -> int:
 
 def final_round(history: dict[str, Any]) -> dict[str, Any]:
     return max(history["rounds"], key=lambda r: r["round"])
+
+
+def write_rounds(run_dir: str | Path, history: dict[str, Any]) -> Path:
+    """``rounds.jsonl`` from the history: ``{"round", "mode", "train_loss", "val", "test"}`` per completed round."""
+    p = Path(run_dir) / ROUNDS
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    rounds = sorted(history.get("rounds", []), key=lambda r: r["round"])
+    lines = [json.dumps(_clean({"round": r["round"], "mode": history.get("mode"),
+                                **{k: r.get(k) for k in ROUND_KEYS[1:]}}), ensure_ascii=False) for r in rounds]
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, p)
+    return p

@@ -156,6 +156,19 @@ def save_clients(clients: Sequence[ClientData], directory: str | Path) -> Path:
     return d
 
 
+HELDOUT_FILE = "heldout_test.json"
+
+
+def save_heldout(clients: Sequence[ClientData], path: str | Path) -> Path:
+    """Every client's **test** split in the official QualBench format: the file to evaluate a federated
+    adapter on (``data=qualbench_json data.path=<run>/heldout_test.json``), disjoint from all training data."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    rows = [q.to_official() for c in clients for q in c.split("test")]
+    p.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    return p
+
+
 def load_client(directory: str | Path, cid: int) -> ClientData:
     """Read ``client_<cid>.json`` written by :func:`save_clients`."""
     path = Path(directory) / f"client_{cid}.json"

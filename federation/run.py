@@ -1,5 +1,8 @@
 """``qualbench experiment=federated``: partition the data over clients, build/locate the base model, run
-Flower's simulation engine (or a baseline), write ``history.json``, ``summary.json`` and learning curves."""
+Flower's simulation engine (or a baseline), then score the final adapter on the clients' test splits with the
+``qualbench`` evaluation path (``federation.evaluate``: ``predictions.jsonl``, ``metrics.json``, ``report.md``).
+Per round: ``history.json`` (the run's record, read by resume) and ``rounds.jsonl`` (val/test metrics);
+at the end ``summary.json`` (each mode's final numbers and the gaps to the baselines)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from omegaconf import DictConfig
 
 from federation.config import ENGINES, MODES, FederationConfig
 from federation.history import completed_rounds, final_round, load_history, write_json
-from federation.partition import partition, save_clients, save_summary
+from federation.partition import HELDOUT_FILE, partition, save_clients, save_heldout, save_summary
 from federation.spec import RunSpec, to_dataclass
 from qualbench.errors import ConfigError, QualBenchError
 from qualbench.prompts.render import PromptConfig, render_messages
@@ -49,6 +52,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunSpec:
     clients = partition(questions, fed.partition, fed.num_clients, fed.alpha, fed.split_fractions, fed.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_clients(clients, run_dir / "clients")
+    save_heldout(clients, run_dir / HELDOUT_FILE)
     save_summary(clients, run_dir)
     if fed.model_path:
         base = Path(fed.model_path).expanduser()
@@ -110,12 +114,14 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
     return hist
 
 
-def final_numbers(history: dict[str, Any]) -> dict[str, Any]:
+def final_numbers(history: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """A mode's line in summary.json: test numbers from its metrics.json, val and losses from its last round."""
     last = final_round(history)
-    return {"rounds": last["round"], "test_accuracy": last["test"]["accuracy"], "test_loss": last["test"]["loss"],
-            "val_accuracy": last["val"]["accuracy"], "val_loss": last["val"]["loss"],
-            "train_loss": last["train_loss"],
-            "test_by_domain": {d: v["accuracy"] for d, v in last["test"]["by_domain"].items()}}
+    val, test = last.get("val") or {}, last.get("test") or {}
+    return {"rounds": last["round"], "test_accuracy": metrics["accuracy"], "test_accuracy_ci95": metrics["accuracy_ci95"],
+            "test_exam_score": metrics["exam_score"], "test_n": metrics["n"], "test_loss": test.get("loss"),
+            "val_accuracy": val.get("accuracy"), "val_loss": val.get("loss"), "train_loss": last["train_loss"],
+            "test_by_domain": {d: v["accuracy"] for d, v in metrics["by_domain"].items()}}
 
 
 APP_PROJECT = Path(__file__).resolve().parent / "app_project"
@@ -127,12 +133,19 @@ def deployment_command(spec: RunSpec, superlink: str = "<connection>") -> str:
     return f"flwr run {APP_PROJECT} {superlink} --run-config \"spec-path='{spec_path}'\" --stream"
 
 
-def run_mode(spec: RunSpec, mode: str) -> dict[str, Any]:
+def run_mode(spec: RunSpec, mode: str, config: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train ``mode`` into ``spec.run_dir`` and evaluate its final adapter: (history, metrics.json)."""
     if mode == "federated":
-        return simulate(spec)
+        from federation.evaluate import evaluate_global, is_current, read_metrics
+
+        hist = simulate(spec)
+        rounds = completed_rounds(hist)
+        if is_current(spec.run_dir, rounds, mode):  # resumed a finished run: its final evaluation is there
+            return hist, read_metrics(spec.run_dir)
+        return hist, evaluate_global(spec, mode, rounds, config)
     from federation.baselines import run_baseline
 
-    return run_baseline(spec, mode)
+    return run_baseline(spec, mode, config)
 
 
 def run_federated(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -146,7 +159,10 @@ def run_federated(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return {"spec": str(Path(spec.run_dir) / "spec.json"), "command": cmd}
     if spec.fed.engine not in ENGINES:
         raise ConfigError(f"unknown federation.engine {spec.fed.engine!r}; choose one of {', '.join(ENGINES)}")
-    results = {spec.fed.mode: final_numbers(run_mode(spec, spec.fed.mode))}
+    from qualbench.runner import resolved_config
+
+    config = resolved_config(cfg)
+    results = {spec.fed.mode: final_numbers(*run_mode(spec, spec.fed.mode, config))}
     for b in spec.fed.baselines:
         if b == spec.fed.mode:
             continue
@@ -155,7 +171,7 @@ def run_federated(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         sub = RunSpec(**{**asdict(spec), "fed": spec.fed, "prompt": spec.prompt,
                          "run_dir": str(Path(spec.run_dir) / "baselines" / b)})
         Path(sub.run_dir).mkdir(parents=True, exist_ok=True)
-        results[b] = final_numbers(run_mode(sub, b))
+        results[b] = final_numbers(*run_mode(sub, b, config))
     summary: dict[str, Any] = {"mode": spec.fed.mode, "strategy": spec.fed.strategy, "results": results}
     main = results[spec.fed.mode]
     for b in ("local_only", "centralized"):

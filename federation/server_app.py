@@ -1,8 +1,12 @@
-"""Flower ServerApp: drives a Flower strategy round by round, records every round to ``history.json``,
-saves the global adapter after each round and resumes from the last completed one."""
+"""Flower ServerApp: drives a Flower strategy round by round, records every round to ``history.json`` (and its
+val/test metrics to ``rounds.jsonl``), saves the global adapter after each round and resumes from the last
+completed one. Scoring is not done here: clients reply with prediction rows, scored by ``compute_metrics``
+(``federation.train.round_metrics``); the final benchmark evaluation runs after the app (``federation.evaluate``).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -13,9 +17,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp import strategy as fl_strategy
 
-from federation.history import HISTORY, completed_rounds, load_history, write_json
+from federation.history import HISTORY, completed_rounds, load_history, write_json, write_rounds
 from federation.spec import RunSpec, load_spec
-from federation.train import initial_adapter, load_peft, set_adapter, summarize_counts
+from federation.train import initial_adapter, load_peft, round_metrics, set_adapter
 from qualbench.errors import ConfigError, QualBenchError
 
 log = logging.getLogger(__name__)
@@ -109,20 +113,12 @@ def _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid) -> tuple[dic
     replies = list(grid.send_and_receive(msgs, timeout=spec.fed.round_timeout_s))
     ok, failures = _collect(msgs, replies, "evaluate", node_to_cid)
     _check_failures(spec, "evaluate", len(msgs), ok, failures, rnd)
-    totals: dict[str, float] = {}
-    per_client: dict[str, Any] = {}
-    for m in ok:
-        mr = dict(next(iter(m.content.metric_records.values())))
-        cid = int(mr.pop("client-id"))
-        mr.pop("num-examples", None)
-        per_client[str(cid)] = {"test": summarize_counts(mr, "test"), "val": summarize_counts(mr, "val")}
-        for k, v in mr.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-    for c in per_client.values():  # keep per-client entries small: overall numbers only
-        for split in ("test", "val"):
-            c[split] = {k: c[split][k] for k in ("n", "accuracy", "loss")}
-    return {"test": summarize_counts(totals, "test"), "val": summarize_counts(totals, "val"),
-            "by_client": dict(sorted(per_client.items(), key=lambda kv: kv[0]))}, failures, down
+    rows: dict[str, list] = {"val": [], "test": []}
+    for m in sorted(ok, key=lambda m: int(next(iter(m.content.metric_records.values()))["client-id"])):
+        sent = m.content["rows"]
+        for split in rows:
+            rows[split] += json.loads(str(sent[split]))
+    return round_metrics(rows, seed=spec.fed.seed), failures, down
 
 
 def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
@@ -163,6 +159,7 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
                                   "bytes_down": down, "bytes_up": 0, "wall_s": time.perf_counter() - t0, **ev})
         save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
         write_json(run_dir / HISTORY, history)
+        write_rounds(run_dir, history)
         done = 0
 
     for rnd in range(done + 1, spec.fed.num_rounds + 1):
@@ -183,7 +180,7 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
             train[str(int(mr["client-id"]))] = {
                 "num_examples": int(mr["num-examples"]), "loss_mean": mr["train_loss"],
                 "loss_first": mr["train_loss_first"], "loss_last": mr["train_loss_last"],
-                "steps": int(mr["steps"]), "train_s": mr["train_s"]}
+                "steps": int(mr["steps"]), "n_too_long": int(mr["n_too_long"]), "train_s": mr["train_s"]}
         n_ex = sum(t["num_examples"] for t in train.values())
         train_loss = sum(t["loss_mean"] * t["num_examples"] for t in train.values()) / max(n_ex, 1)
         ev, ev_fail, ev_down = _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid)
@@ -193,6 +190,7 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
         history["rounds"].append(entry)
         save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
         write_json(run_dir / HISTORY, history)
+        write_rounds(run_dir, history)
         log.info("round %d/%d: train loss %.4f, test acc %s, val acc %s, failures %d", rnd, spec.fed.num_rounds,
                  train_loss, ev["test"]["accuracy"], ev["val"]["accuracy"], len(entry["failures"]))
         if spec.fed.plots:

@@ -1,6 +1,11 @@
-"""Local LoRA fine-tuning of a causal LM on answer tokens, and evaluation with the shared scorer.
+"""Local LoRA fine-tuning of a causal LM on answer tokens, and evaluation through the ``qualbench`` path.
 
-Used by the Flower ClientApp and, unchanged, by the local-only and centralized baselines.
+Used by the Flower ClientApp and, unchanged, by the local-only and centralized baselines. Prompts are the
+ones ``model=hf`` feeds the model (``HFModel.prompt_text`` / ``HFModel.encode`` over ``render_messages``);
+answers go through ``HFModel.generate`` → ``qualbench.runner.to_prediction`` (``extract_answer``) and are
+scored by ``qualbench.scoring.metrics.compute_metrics``. Nothing is truncated: an item whose prompt and
+answer do not fit is left out of training (counted) and skipped in evaluation (scored wrong, as in
+``qualbench``).
 """
 
 from __future__ import annotations
@@ -8,17 +13,15 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from qualbench.prompts.render import PromptConfig, messages_to_text, render_messages
-from qualbench.records import TYPE_SLUGS, Question
-from qualbench.scoring.extract import extract_answer
-from qualbench.scoring.metrics import is_correct
+from qualbench.domains import UnknownDomainError, canonical_domain
+from qualbench.prompts.render import PromptConfig, render_messages
+from qualbench.records import Question, Request
 
 ANSWER_PREFIX = "答案："
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -41,29 +44,40 @@ class TrainStats:
         return float(sum(self.losses) / len(self.losses)) if self.losses else float("nan")
 
 
-def prompt_text(tokenizer: Any, item: Question, prompt_cfg: PromptConfig) -> str:
-    """The rendered prompt through the tokenizer's chat template (plain-text fallback without one)."""
-    messages = render_messages(item, prompt_cfg)
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return messages_to_text(messages)
-
-
 def target_text(item: Question) -> str:
     return f"{ANSWER_PREFIX}{item.answer}"
 
 
-def encode(tokenizer: Any, items: Sequence[Question], prompt_cfg: PromptConfig, max_length: int) -> list[Example]:
-    """Prompt + answer tokens; loss only on the answer (and EOS). Over-long prompts lose their start."""
-    out = []
+def eval_model(model: Any, tokenizer: Any, name: str, max_new_tokens: int = 8, batch_size: int = 16) -> Any:
+    """The ``qualbench`` HF backend over the in-memory (peft) model: greedy generation, prompts never truncated."""
+    from qualbench.models.hf import HFModel
+
+    return HFModel.from_loaded(model, tokenizer, name=name, mode="generate", max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, answer_prefix=ANSWER_PREFIX, show_progress=False)
+
+
+def encode(hf: Any, items: Sequence[Question], prompt_cfg: PromptConfig, max_length: int) -> list[Example | None]:
+    """Prompt tokens exactly as ``hf`` (an HFModel) feeds them + answer tokens (+ EOS); loss on the answer only.
+
+    ``None`` for an item whose prompt and answer together exceed ``max_length`` tokens (never truncated).
+    """
+    tok = hf.tokenizer
+    out: list[Example | None] = []
     for q in items:
-        p = tokenizer(prompt_text(tokenizer, q, prompt_cfg), add_special_tokens=False)["input_ids"]
-        t = tokenizer(target_text(q), add_special_tokens=False)["input_ids"]
-        if tokenizer.eos_token_id is not None:
-            t = t + [tokenizer.eos_token_id]
-        p = p[-(max_length - len(t)):] if len(p) + len(t) > max_length else p
-        out.append(Example(p + t, [-100] * len(p) + t))
+        p = hf.encode(hf.prompt_text(render_messages(q, prompt_cfg)))
+        t = tok(target_text(q), add_special_tokens=False)["input_ids"]
+        if tok.eos_token_id is not None:
+            t = t + [tok.eos_token_id]
+        out.append(Example(p + t, [-100] * len(p) + t) if len(p) + len(t) <= max_length else None)
     return out
+
+
+def training_examples(hf: Any, items: Sequence[Question], prompt_cfg: PromptConfig,
+                      max_length: int) -> tuple[list[Example], int]:
+    """The examples that fit ``max_length`` and how many items did not (left out, not truncated)."""
+    enc = encode(hf, items, prompt_cfg, max_length)
+    kept = [e for e in enc if e is not None]
+    return kept, len(enc) - len(kept)
 
 
 def collate(batch: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
@@ -200,76 +214,84 @@ def answer_losses(model: Any, tokenizer: Any, examples: Sequence[Example], batch
     return out
 
 
-@torch.no_grad()
-def generate_answers(
-    model: Any, tokenizer: Any, items: Sequence[Question], prompt_cfg: PromptConfig,
-    max_new_tokens: int = 8, batch_size: int = 16, max_length: int = 1024,
-) -> list[str]:
-    """Greedy completions of each prompt (left-padded batches)."""
-    texts: list[str] = []
-    for i in range(0, len(items), batch_size):
-        chunk = items[i : i + batch_size]
-        encs = [tokenizer(prompt_text(tokenizer, q, prompt_cfg), add_special_tokens=False)["input_ids"]
-                [-(max_length - max_new_tokens):] for q in chunk]
-        n = max(map(len, encs))
-        ids = torch.full((len(encs), n), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(encs), n), dtype=torch.long)
-        for j, e in enumerate(encs):
-            ids[j, n - len(e):] = torch.tensor(e)
-            mask[j, n - len(e):] = 1
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id)
-        texts.extend(tokenizer.batch_decode(out[:, n:], skip_special_tokens=True))
-    return texts
+ROW_FIELDS = ("idx", "domain", "question_type", "answer", "prediction", "skipped", "qualification", "client",
+              "answer_loss")  # what a client reports per evaluated item (no question text, no raw output)
 
 
-def evaluate(
-    model: Any, tokenizer: Any, items: Sequence[Question], prompt_cfg: PromptConfig,
-    max_new_tokens: int = 8, batch_size: int = 16, max_length: int = 1024,
-) -> list[dict[str, Any]]:
-    """Per item: greedy answer → ``extract_answer`` → ``is_correct``, plus the answer-token loss."""
+def predict(hf: Any, items: Sequence[Question], prompt_cfg: PromptConfig, client: int | str | None = None,
+            loss_batch_size: int = 16) -> list[dict[str, Any]]:
+    """Prediction rows (``qualbench.runner.to_prediction``) for ``items``, each with its answer-token loss.
+
+    ``hf`` is an HFModel (see :func:`eval_model`); the loss is None for items that do not fit its context.
+    """
+    from qualbench.runner import to_prediction
+
     if not items:
         return []
-    model.eval()
-    raws = generate_answers(model, tokenizer, items, prompt_cfg, max_new_tokens, batch_size, max_length)
-    losses = answer_losses(model, tokenizer, encode(tokenizer, items, prompt_cfg, max_length), batch_size)
+    responses = hf.generate([Request(q, render_messages(q, prompt_cfg)) for q in items])
+    enc = encode(hf, items, prompt_cfg, hf.context)
+    fit = [e for e in enc if e is not None]
+    it = iter(answer_losses(hf.model, hf.tokenizer, fit, loss_batch_size) if fit else [])
     rows = []
-    for q, raw, loss in zip(items, raws, losses):
-        pred = extract_answer(raw, q.question_type, list(q.options) or None)
-        rows.append({"idx": q.idx, "domain": q.domain_slug, "type": TYPE_SLUGS.get(q.question_type, q.question_type),
-                     "raw": raw, "prediction": pred, "correct": is_correct(q.answer, pred, q.question_type),
-                     "loss": float(loss)})
+    for q, r, e in zip(items, responses, enc):
+        row = to_prediction(q, r).to_dict()
+        row["answer_loss"] = float(next(it)) if e is not None else None
+        if client is not None:
+            row["client"] = str(client)
+        rows.append(row)
     return rows
 
 
-def count_metrics(rows: Iterable[dict[str, Any]], prefix: str) -> dict[str, float]:
-    """Flat sums ``<prefix>.{n,correct,loss}.<domain>.<type>`` that add up across clients."""
-    acc: dict[str, float] = defaultdict(float)
-    for r in rows:
-        key = f"{r['domain']}.{r['type']}"
-        acc[f"{prefix}.n.{key}"] += 1
-        acc[f"{prefix}.correct.{key}"] += float(r["correct"])
-        acc[f"{prefix}.loss.{key}"] += r["loss"]
-    return dict(acc)
+def compact(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows reduced to :data:`ROW_FIELDS` (what travels from a client to the server)."""
+    return [{k: r.get(k) for k in ROW_FIELDS} for r in rows]
 
 
-def summarize_counts(counts: dict[str, float], prefix: str) -> dict[str, Any]:
-    """Accuracy and mean answer loss overall, per domain and per type from summed counts."""
-    cells: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: {"n": 0.0, "correct": 0.0, "loss": 0.0})
-    for k, v in counts.items():
-        parts = k.split(".")
-        if len(parts) == 4 and parts[0] == prefix:
-            cells[(parts[2], parts[3])][parts[1]] += v
+def _mean(xs: Sequence[float | None]) -> float | None:
+    vals = [float(x) for x in xs if x is not None]
+    return sum(vals) / len(vals) if vals else None
 
-    def agg(sel) -> dict[str, float]:
-        n = sum(c["n"] for key, c in cells.items() if sel(key))
-        if not n:
-            return {"n": 0, "accuracy": None, "loss": None}
-        return {"n": int(n), "accuracy": sum(c["correct"] for key, c in cells.items() if sel(key)) / n,
-                "loss": sum(c["loss"] for key, c in cells.items() if sel(key)) / n}
 
-    domains = sorted({d for d, _ in cells})
-    types = [t for t in TYPE_SLUGS.values() if any(tt == t for _, tt in cells)]
-    return {**agg(lambda key: True),
-            "by_domain": {d: agg(lambda key, d=d: key[0] == d) for d in domains},
-            "by_type": {t: agg(lambda key, t=t: key[1] == t) for t in types}}
+def _domain_of(row: Mapping[str, Any]) -> str:
+    try:
+        return canonical_domain(str(row.get("domain", "")))
+    except UnknownDomainError:
+        return str(row.get("domain", ""))
+
+
+def score(rows: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0,
+          rule: Any = None) -> dict[str, Any] | None:
+    """``compute_metrics`` over prediction rows, plus the mean answer-token ``loss`` overall and per group.
+
+    None when there are no rows (a client without items in a split).
+    """
+    from qualbench.scoring.extract import normalize_question_type
+    from qualbench.scoring.metrics import compute_metrics
+
+    if not rows:
+        return None
+    m = compute_metrics(list(rows), n_boot=n_boot, seed=seed, rule=rule)
+    m["loss"] = _mean([r.get("answer_loss") for r in rows])
+    for key, fn in (("by_domain", _domain_of), ("by_type", lambda r: normalize_question_type(r["question_type"]))):
+        for g, v in m[key].items():
+            v["loss"] = _mean([r.get("answer_loss") for r in rows if fn(r) == g])
+    return m
+
+
+def by_client(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]], rule: Any = None) -> dict[str, Any]:
+    """``{client: {split: {n, accuracy, exam_score, n_unparsed, loss}}}`` (``group_accuracy`` by client)."""
+    from qualbench.scoring.metrics import group_accuracy
+
+    out: dict[str, dict[str, Any]] = {}
+    for split, rows in rows_by_split.items():
+        for cid, v in group_accuracy(list(rows), "client", rule).items():
+            v["loss"] = _mean([r.get("answer_loss") for r in rows if r.get("client") == cid])
+            out.setdefault(str(cid), {})[split] = v
+    return dict(sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])))
+
+
+def round_metrics(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]], seed: int = 0,
+                  n_boot: int = 1000) -> dict[str, Any]:
+    """One round's evaluation: ``val`` and ``test`` from :func:`score` over all clients' rows, and ``by_client``."""
+    return {**{split: score(rows, n_boot=n_boot, seed=seed) for split, rows in rows_by_split.items()},
+            "by_client": by_client(rows_by_split)}

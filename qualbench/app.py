@@ -8,32 +8,101 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from qualbench.config import PROJECT_ROOT, register_configs
+from qualbench.secrets import collect_secrets, install_log_redaction, redact_text, redact_yaml_file
 
 log = logging.getLogger("qualbench")
 
 register_configs()
+install_log_redaction()  # records made before the job starts (Hydra's launcher) are redacted too
+
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def protect_outputs(cfg: DictConfig) -> None:
+    """Before the task runs: register the config's secrets, redact every log record (Hydra's ``app.log``
+    included), and rewrite the files Hydra already wrote (``.hydra/*.yaml``, a sweep's ``multirun.yaml``)."""
+    hc = HydraConfig.get()
+    collect_secrets(cfg)
+    collect_secrets(list(hc.overrides.task))  # e.g. a key in URL userinfo typed on the command line
+    install_log_redaction()  # Hydra re-creates the handlers for every job
+    if hc.output_subdir is not None:
+        for name in HYDRA_FILES:
+            redact_yaml_file(Path(hc.runtime.output_dir) / hc.output_subdir / name)
+    if hc.mode == RunMode.MULTIRUN:
+        redact_yaml_file(Path(hc.sweep.dir) / "multirun.yaml")
 
 
 @hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
     from qualbench.errors import QualBenchError
+    from qualbench.report.jobs import mark_completed, mark_failed, mark_running
+    from qualbench.runlock import RunDirLocked, run_dir_lock
     from qualbench.tasks import get_task
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    protect_outputs(cfg)
+    job = {"job": hc.job.num if multirun else None, "task": str(cfg.get("task")),
+           "overrides": [redact_text(o) for o in hc.overrides.task]}
     try:
-        metrics = get_task(cfg.task)(cfg, run_dir)
-    except QualBenchError as e:  # a clear message, no traceback, for bad input / broken servers
-        log.error("%s", e)
-        print(f"qualbench: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        with run_dir_lock(run_dir):  # one run per directory; refused at once, touching nothing, if held
+            mark_running(run_dir, job)
+            try:
+                metrics = get_task(cfg.task)(cfg, run_dir)
+            except Exception as e:  # noqa: BLE001 - recorded for the sweep summary and the report, then handled
+                line = mark_failed(run_dir, job, e, _job_config(cfg))
+                if not isinstance(e, QualBenchError):
+                    raise  # a bug: Hydra shows the traceback
+                raise QualBenchError(line) from None
+            mark_completed(run_dir, job)
+    except QualBenchError as e:  # a clear message, no traceback, for bad input / broken servers / a busy dir
+        line = redact_text(" ".join(str(e).split()))
+        log.error("%s", line)
+        print(f"qualbench: error: {line}", file=sys.stderr)
+        if not multirun:
+            sys.exit(2)
+        if isinstance(e, RunDirLocked):
+            log.error("job %s was not run: its directory is held by another run", hc.job.num)
+        # a failed job does not end the sweep: the later jobs run, and the sweep ends with one line per
+        # failed job and a non-zero exit (qualbench.report.jobs.SweepFailureSummary); NaN marks the job
+        # failed for sweepers that read the return value (Optuna)
+        return float("nan")
+    if isinstance(metrics, dict) and "objective" in metrics and metrics["objective"] is None:
+        return float("nan")  # e.g. too few cited items: a sweeper marks the trial failed instead of ranking it
     value = metrics.get("objective", metrics.get("accuracy")) if isinstance(metrics, dict) else None
     return float(value) if value is not None else None
 
 
+def _job_config(cfg: DictConfig) -> object:
+    """The job's config for failure.json, secrets removed (unresolved if it does not resolve)."""
+    from omegaconf import OmegaConf
+
+    from qualbench.secrets import redact
+
+    try:
+        return redact(OmegaConf.to_container(cfg, resolve=True))
+    except Exception:  # noqa: BLE001 - the failure may be the config itself
+        return redact(OmegaConf.to_container(cfg, resolve=False))
+
+
 def main() -> None:
+    """Console entry point: command-line checks and ``--help`` run before Hydra composes anything."""
+    from qualbench.cli_checks import UsageError, check_overrides, help_text
+
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        print(help_text())
+        return
+    try:
+        check_overrides(argv)
+    except UsageError as e:
+        print(f"qualbench: error: {e}", file=sys.stderr)
+        sys.exit(2)
     _main()
 
 

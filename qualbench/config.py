@@ -6,6 +6,7 @@ pattern), so typos and wrong types in overrides fail before anything runs.
 
 from __future__ import annotations
 
+import enum
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ class DataConfig:
     loader: str = "qualbench_json"  # qualbench_json | jsonl | sample | hub
     path: Optional[str] = None  # file, directory or hub id
     split: Optional[str] = None  # hub split, e.g. "train"
+    encoding: Optional[str] = None  # None: UTF-8, else detected (GBK/GB18030 banks read as gb18030)
     name: str = "data"  # label used in reports
     strict: bool = False  # fail on the first bad record instead of dropping it with a report
     dedupe: bool = True
@@ -34,6 +36,7 @@ class DataConfig:
     eval_split: Optional[str] = None  # None = all items; "test"/"val"/"train" = that part of a stratified split
     split_fractions: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/val/test
     split_seed: int = 0
+    allow_train_overlap: bool = False  # score a federated adapter on items its clients trained on (refused by default)
 
 
 @dataclass
@@ -48,6 +51,32 @@ class RunSettings:
     resume: bool = True
     n_boot: int = 1000
     plots: bool = True
+    log_samples: bool = True  # each prediction line carries its messages, passage ids and settings hash
+
+
+class MultiPartial(str, enum.Enum):
+    """多选题 partial credit in the exam score (docs/scoring.md, "Exam score")."""
+
+    none = "none"  # the item's points only for the exact set
+    half = "half"  # half the item's points for a non-empty proper subset of the key, no wrong option
+    per_option = "per_option"  # 0.5 point per chosen option of such a subset, capped at the item's points
+
+
+@dataclass
+class PointsConfig:
+    """Points per item of each type (ASCII names, so ``scoring.points.multi=3`` is a valid override)."""
+
+    single: float = 1.0  # 单选题
+    multi: float = 2.0  # 多选题
+    judge: float = 1.0  # 判断题
+
+
+@dataclass
+class ScoringConfig:
+    """The exam-score rule; written into metrics.json as ``exam_score_rule``. Accuracy does not depend on it."""
+
+    multi_partial: MultiPartial = MultiPartial.none
+    points: PointsConfig = field(default_factory=PointsConfig)
 
 
 @dataclass
@@ -66,6 +95,7 @@ class QualBenchConfig:
     federation: Any = None
     study: Any = None
     run: RunSettings = field(default_factory=RunSettings)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     experiment_name: str = "eval"
 
 
@@ -75,6 +105,7 @@ SCHEMA_MODULES: list[str] = [
     "qualbench.models.schemas",
     "retrievers.schema",
     "qualbench.models.retrieval",
+    "qualbench.models.replay",
 ]
 
 

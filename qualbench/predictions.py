@@ -66,8 +66,10 @@ class PredictionWriter:
         self._f = self.path.open("a", encoding="utf-8")
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        from qualbench.secrets import scrub_values
+
+        for row in rows:  # secret values (an API key a server echoed into a completion) never reach the file
+            self._f.write(json.dumps(scrub_values(row), ensure_ascii=False) + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
 

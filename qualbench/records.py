@@ -89,6 +89,9 @@ class Response:
     completion_tokens: int | None = None
     skipped: str | None = None  # reason when the item was not run (e.g. prompt exceeds context)
     meta: dict[str, Any] = field(default_factory=dict)  # backend-specific (scores, logprobs, ...)
+    # a canonical answer the backend decided itself (log-likelihood, retrieval answerer, random): the runner
+    # scores it instead of extracting from ``text``; None = extract from ``text`` (qualbench.models.base)
+    answer: str | None = None
 
 
 @dataclass
@@ -109,6 +112,10 @@ class Prediction:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # per-sample log (as lm-eval's --log_samples): what the model saw, so any item can be audited
+    messages: list[dict[str, str]] | None = None  # the rendered chat messages
+    passage_ids: list[str] | None = None  # chunk ids of the retrieved passages in the prompt (RAG)
+    settings_hash: str | None = None  # hash of the model + prompt (+ retriever) settings that produced it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,16 +2,20 @@
 
 Gold = citations parsed from each item's explanation (``retrievers.citations``) that resolve to a corpus law.
 Query = the question as shown to a model (stem and options), searched with the item's domain (as routing
-allows). Passage results are projected to law level (law title) and article level (title#article number),
-each keeping its best passage score (BEIR style), then scored with ``retrievers.metrics``:
-recall@k = share of the cited laws (articles) among the k best distinct laws (articles) retrieved from the
-top max(ks) passages; MRR over the same ranking. Writes ``metrics.json``, ``report.md``, ``retrieval.jsonl``.
+allows). Scored with ``retrievers.metrics`` (ir_measures underneath), one definition per measure:
+law recall@k = share of the cited laws among the laws of the **first k passages** (what a top-k RAG prompt
+shows), each k cut on its own, so it does not depend on which other ks are asked for; article recall@k the
+same at article level (title#article number); MRR@depth = 1/(passage rank) of the first passage from a cited
+law within ``study.mrr_depth`` passages (default max(ks)). ``n_cited`` (items with a resolved citation) stands
+beside every recall; below ``study.min_cited`` a warning is logged and no sweep objective is returned.
+Writes ``metrics.json``, ``report.md``, ``retrieval.jsonl``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,11 +30,24 @@ from retrievers.citations import Citation, TitleResolver, article_id, manifest_a
 
 log = logging.getLogger(__name__)
 DEFAULT_KS = (1, 3, 5, 10)
+DEFAULT_MIN_CITED = 30  # fewer cited items than this: recall is reported but not handed to a sweep
 
 
-def gold_citations(items: Sequence[Question], resolver: TitleResolver) -> dict[str, list[Citation]]:
-    """Parsed citations of every item (unresolved ones included, with ``title=None``)."""
-    return {q.idx: parse_citations(q.explanation, resolver) for q in items}
+GOLD_SOURCES = ("explanation", "stem")
+_TITLE_SPAN = re.compile(r"《[^》]{1,60}》")
+
+
+def gold_citations(items: Sequence[Question], resolver: TitleResolver,
+                   source: str = "explanation") -> dict[str, list[Citation]]:
+    """Parsed citations of every item (unresolved ones included, with ``title=None``): from the explanation,
+    or (``source="stem"``) from the question itself, for banks whose questions name the law they ask about."""
+    return {q.idx: parse_citations(q.explanation if source == "explanation" else q.text, resolver) for q in items}
+
+
+def query_text(item: Question, source: str = "explanation") -> str:
+    """The search query: the question as a model sees it; with gold from the stem, every 《title》 is masked
+    (replaced by 《》) so the retriever must find the law from the question's content, not its name."""
+    return item.text if source == "explanation" else _TITLE_SPAN.sub("《》", item.text)
 
 
 def qrels_from(citations: dict[str, list[Citation]]) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
@@ -84,19 +101,20 @@ def score(
     law_qrels: dict[str, dict[str, int]],
     art_qrels: dict[str, dict[str, int]],
     ks: Sequence[int] = DEFAULT_KS,
+    depth: int | None = None,
 ) -> dict[str, Any]:
-    """Law/article recall@k and MRR for one set of queries."""
-    law_res = M.project(results, _law_label(meta))
-    art_res = M.project(results, _article_label(meta))
-    law = M.evaluate(law_res, law_qrels, ks)
-    art = M.evaluate(art_res, art_qrels, ks)
+    """Law/article recall@k (first k passages) and MRR@depth (passage rank) for one set of queries."""
+    law = M.evaluate_labels(results, law_qrels, _law_label(meta), ks, depth)
+    art = M.evaluate_labels(results, art_qrels, _article_label(meta), ks, depth)
     return {
+        "n_cited": law["n"],
         "n_law_queries": law["n"],
         "n_article_queries": art["n"],
         "law_recall": law["recall"],
         "article_recall": art["recall"],
         "mrr": law["mrr"],
         "article_mrr": art["mrr"],
+        "mrr_depth": law["mrr_depth"],
     }
 
 
@@ -105,18 +123,24 @@ def _subset(d: dict[str, Any], keep: set[str]) -> dict[str, Any]:
 
 
 def evaluate_items(
-    items: Sequence[Question], retriever: Any, resolver: TitleResolver, ks: Sequence[int] = DEFAULT_KS
+    items: Sequence[Question], retriever: Any, resolver: TitleResolver, ks: Sequence[int] = DEFAULT_KS,
+    depth: int | None = None, gold_from: str = "explanation",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics (overall and by domain) and one row per item for ``retrieval.jsonl``."""
+    if gold_from not in GOLD_SOURCES:
+        raise ConfigError(f"retrieval_eval study.gold_from must be one of {GOLD_SOURCES}, got {gold_from!r}")
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] <= 0:
         raise ConfigError(f"retrieval_eval ks must be positive integers, got {ks}")
-    cites = gold_citations(items, resolver)
+    depth = int(depth or max(ks))
+    if depth <= 0:
+        raise ConfigError(f"retrieval_eval study.mrr_depth must be a positive integer, got {depth}")
+    cites = gold_citations(items, resolver, gold_from)
     law_q, art_q = qrels_from(cites)
     with_cite = [q for q in items if q.idx in law_q]
-    docs = retriever.search_batch([q.text for q in with_cite], [q.domain for q in with_cite], k=max(ks)) if with_cite else []
+    docs = retriever.search_batch([query_text(q, gold_from) for q in with_cite], [q.domain for q in with_cite], k=max(max(ks), depth)) if with_cite else []
     results, meta = passage_results({q.idx: d for q, d in zip(with_cite, docs)})
-    overall = score(results, meta, law_q, art_q, ks)
+    overall = score(results, meta, law_q, art_q, ks, depth)
     n_parsed = sum(1 for q in items if cites[q.idx])
     out: dict[str, Any] = {
         "n": len(items),
@@ -125,6 +149,7 @@ def evaluate_items(
         "n_with_article": len(art_q),
         "n_cited_outside_corpus": n_parsed - len(with_cite),
         "ks": ks,
+        "gold_from": gold_from,
         **overall,
         "by_domain": {},
     }
@@ -133,7 +158,7 @@ def evaluate_items(
         by_domain[q.domain].append(q)
     for dom, qs in sorted(by_domain.items()):
         keep = {q.idx for q in qs}
-        sub = score(_subset(results, keep), meta, _subset(law_q, keep), _subset(art_q, keep), ks)
+        sub = score(_subset(results, keep), meta, _subset(law_q, keep), _subset(art_q, keep), ks, depth)
         out["by_domain"][dom] = {"n": len(qs), "n_with_citation": sum(1 for q in qs if q.idx in law_q), **sub}
     rows = []
     law_res = M.project(results, _law_label(meta))
@@ -157,7 +182,8 @@ def _fmt(v: float | None) -> str:
 def metrics_markdown(m: dict[str, Any], title: str) -> str:
     """The report table: overall and per-domain law/article recall@k and MRR."""
     ks = [str(k) for k in m["ks"]]
-    head = ["scope", "n", "cited"] + [f"law R@{k}" for k in ks] + [f"art R@{k}" for k in ks] + ["MRR"]
+    head = (["scope", "n", "n_cited"] + [f"law R@{k}" for k in ks] + [f"art R@{k}" for k in ks]
+            + [f"MRR@{m.get('mrr_depth', max(m['ks']))}"])
     lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def row(name: str, d: dict[str, Any]) -> str:
@@ -174,9 +200,12 @@ def metrics_markdown(m: dict[str, Any], title: str) -> str:
         f"Items with a citation that resolves to a corpus law: {m['n_with_citation']}/{m['n']} "
         f"({m['share_with_citation']:.1%}); with an article number: {m['n_with_article']}; "
         f"citing only laws outside the corpus: {m['n_cited_outside_corpus']}.",
-        "Recall@k: share of cited laws (articles) among the k best distinct laws (articles) in the top "
-        f"{max(m['ks'])} retrieved passages. MRR: law level, same ranking.",
+        "Recall@k: share of cited laws (articles) among the laws (articles) of the first k retrieved passages, "
+        "each k on its own. MRR@d: 1/(passage rank) of the first passage from a cited law within d passages.",
     ]
+    if m.get("objective_withheld"):
+        lines.append(f"**Only {m['n_with_citation']} cited items (< study.min_cited={m['min_cited']}): "
+                     "too few to compare retrievers; no sweep objective was returned.**")
     return "\n".join(lines) + "\n"
 
 
@@ -195,8 +224,11 @@ def run_retrieval_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     titles = {c.metadata["law_title"] for c in retriever.chunks if c.metadata.get("law_title")}
     resolver = TitleResolver(titles, manifest_aliases(cfg.corpus.path))
     study = cfg.get("study") or {}
-    ks = list(study.get("ks", DEFAULT_KS)) if hasattr(study, "get") else list(DEFAULT_KS)
-    metrics, rows = evaluate_items(items, retriever, resolver, ks)
+    get = study.get if hasattr(study, "get") else (lambda key, default=None: default)
+    ks = list(get("ks", DEFAULT_KS) or DEFAULT_KS)
+    min_cited = int(get("min_cited", DEFAULT_MIN_CITED) or 0)
+    metrics, rows = evaluate_items(items, retriever, resolver, ks, get("mrr_depth", None),
+                                   str(get("gold_from", "explanation") or "explanation"))
     metrics.update({
         "retriever": cfg.retriever.get("kind"),
         "routing": cfg.retriever.get("routing"),
@@ -204,13 +236,21 @@ def run_retrieval_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "data": cfg.data.get("name"),
     })
     k_obj = "5" if "5" in metrics["law_recall"] else str(metrics["ks"][-1])
-    metrics["objective"] = metrics["law_recall"][k_obj]
+    metrics["objective_metric"] = f"law_recall@{k_obj}"
+    metrics["min_cited"] = min_cited
+    metrics["objective_withheld"] = metrics["n_with_citation"] < min_cited
+    metrics["objective"] = None if metrics["objective_withheld"] else metrics["law_recall"][k_obj]
+    if metrics["objective_withheld"]:
+        log.warning("retrieval_eval: only %d of %d items cite a corpus law (< study.min_cited=%d): recall is "
+                    "reported but not returned as a sweep objective", metrics["n_with_citation"], metrics["n"],
+                    min_cited)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
     title = f"Retrieval: {metrics['retriever']} (routing={metrics['routing']}) on {metrics['data']} / {metrics['corpus']}"
     (run_dir / "report.md").write_text(metrics_markdown(metrics, title), encoding="utf-8")
     with open(run_dir / "retrieval.jsonl", "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    log.info("retrieval_eval: law recall@%s %s, MRR %s on %d cited items → %s", k_obj,
-             _fmt(metrics["objective"]), _fmt(metrics["mrr"]), metrics["n_with_citation"], run_dir)
+    log.info("retrieval_eval: law recall@%s %s, MRR@%d %s on %d cited items → %s", k_obj,
+             _fmt(metrics["law_recall"][k_obj]), metrics["mrr_depth"], _fmt(metrics["mrr"]),
+             metrics["n_with_citation"], run_dir)
     return metrics

@@ -1,5 +1,9 @@
 """BM25 over all chunks (bm25s) with our own Chinese tokenization; per-query domain filtering via
-bm25s's ``weight_mask`` so scores stay comparable across domains."""
+bm25s's ``weight_mask`` so scores stay comparable across domains.
+
+On disk: bm25s's own format (scores as ``.npy``, saved and loaded with ``allow_pickle=False``; vocabulary and
+parameters as JSON) + ``bm25_meta.json``. No pickle.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ class BM25Index:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save(str(directory / "bm25s"), show_progress=False)
+        self.model.save(str(directory / "bm25s"), show_progress=False, allow_pickle=False)
         (directory / "bm25_meta.json").write_text(json.dumps(
             {"params": self.params.__dict__, "domains": self.domains.tolist()}, ensure_ascii=False))
 
@@ -59,7 +63,8 @@ class BM25Index:
         import bm25s
 
         meta = json.loads((directory / "bm25_meta.json").read_text())
-        model = bm25s.BM25.load(str(directory / "bm25s"), show_progress=False, verbosity=0)
+        model = bm25s.BM25.load(str(directory / "bm25s"), show_progress=False, verbosity=0, allow_pickle=False,
+                                load_corpus=False, mmap=False)
         return cls(model, meta["domains"], BM25Params(**meta["params"]))
 
     def _query_tokens(self, query: str) -> list[str]:

@@ -18,7 +18,7 @@ from retrievers.schema import RetrieverConfig
 from retrievers.store import DEFAULT_CACHE, load_or_build
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1  # bump when the on-disk layout or chunking code changes meaning
+FORMAT_VERSION = 2  # bump when the on-disk layout or chunking code changes meaning (2: no pickle, sha256s)
 KINDS = ("bm25", "dense", "hybrid")
 
 
@@ -96,7 +96,7 @@ def _bm25(cfg: RetrieverConfig, src: _CorpusCache, cache: Path, chash: str):
         BM25Index.build(src.chunks, params).save(tmp / "bm25")
         return src.write(tmp)
 
-    directory, manifest, built = load_or_build(cache, spec, build)
+    directory, manifest, built = load_or_build(cache, spec, build, cfg.rebuild, cfg.cache_mode)
     return directory, BM25Index.load(directory / "bm25"), built
 
 
@@ -116,7 +116,7 @@ def _dense(cfg: RetrieverConfig, src: _CorpusCache, cache: Path, chash: str):
         index.save(tmp / "dense")
         return {**src.write(tmp), "dense": index.summary()}
 
-    directory, manifest, built = load_or_build(cache, spec, build)
+    directory, manifest, built = load_or_build(cache, spec, build, cfg.rebuild, cfg.cache_mode)
     return directory, DenseIndex.load(directory / "dense", embedder, params), built
 
 

@@ -1,16 +1,17 @@
 """Embedders implementing ``langchain_core.embeddings.Embeddings``.
 
 ``LSAEmbeddings`` is the offline default: character n-gram TF-IDF reduced by TruncatedSVD, fitted on the
-corpus chunks. ``SentenceTransformerEmbeddings`` wraps a local (or already cached) sentence-transformers model.
-Both add ``embed_queries(list[str]) -> np.ndarray`` (batched, float32, L2-normalised) and ``embedder_id``.
+corpus chunks and saved as JSON + ``.npy`` (no pickle). ``SentenceTransformerEmbeddings`` wraps a local (or
+already cached) sentence-transformers model. Both add ``embed_queries(list[str]) -> np.ndarray`` (batched,
+float32, L2-normalised) and ``embedder_id``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ class LSAEmbeddings(Embeddings):
         self.dim, self.ngram_range, self.analyzer = int(dim), tuple(ngram_range), analyzer
         self.max_features, self.seed = max_features, int(seed)
         self.vectorizer: Any = None
-        self.svd: Any = None
+        self.components: np.ndarray | None = None  # TruncatedSVD components_, [n_components, n_features]
 
     @property
     def embedder_id(self) -> str:
@@ -53,29 +54,34 @@ class LSAEmbeddings(Embeddings):
 
     @property
     def fitted(self) -> bool:
-        return self.svd is not None
+        return self.components is not None
+
+    def _vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range, vocabulary=vocabulary,
+                               max_features=self.max_features, sublinear_tf=True, dtype=np.float32)
 
     def fit(self, texts: list[str]) -> "LSAEmbeddings":
         from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
 
         if len(texts) < 2:
             raise EmbedderError(f"LSA needs at least 2 texts to fit, got {len(texts)}")
-        self.vectorizer = TfidfVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range,
-                                          max_features=self.max_features, sublinear_tf=True, dtype=np.float32)
+        self.vectorizer = self._vectorizer()
         x = self.vectorizer.fit_transform(texts)
         n_comp = min(self.dim, x.shape[0] - 1, x.shape[1] - 1)
         if n_comp < self.dim:
             log.warning("LSA: dim=%d reduced to %d (corpus has %d texts, %d n-grams)",
                         self.dim, n_comp, x.shape[0], x.shape[1])
-        self.svd = TruncatedSVD(n_components=n_comp, random_state=self.seed, algorithm="randomized")
-        self.svd.fit(x)
+        svd = TruncatedSVD(n_components=n_comp, random_state=self.seed, algorithm="randomized")
+        svd.fit(x)
+        self.components = np.ascontiguousarray(svd.components_, dtype=np.float32)
         return self
 
     def _transform(self, texts: list[str]) -> np.ndarray:
         if not self.fitted:
             raise EmbedderError("LSAEmbeddings is not fitted: call fit(corpus_texts) or load() first")
-        return _l2(self.svd.transform(self.vectorizer.transform(texts)))
+        return _l2(self.vectorizer.transform(texts) @ self.components.T)  # = TruncatedSVD.transform
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._transform(list(texts)).tolist()
@@ -90,16 +96,40 @@ class LSAEmbeddings(Embeddings):
         """Documents as one float32 array (what index building uses)."""
         return self._transform(list(texts))
 
-    def save(self, path: str | Path) -> None:
-        with open(path, "wb") as fh:
-            pickle.dump({"id": self.embedder_id, "vectorizer": self.vectorizer, "svd": self.svd}, fh)
+    def save(self, directory: str | Path) -> None:
+        """``lsa.json`` (id, vocabulary in column order) + ``lsa_idf.npy`` + ``lsa_components.npy``."""
+        if not self.fitted:
+            raise EmbedderError("LSAEmbeddings is not fitted: nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        vocab = self.vectorizer.vocabulary_
+        terms = [""] * len(vocab)
+        for term, col in vocab.items():
+            terms[col] = term
+        (directory / "lsa.json").write_text(json.dumps({"id": self.embedder_id, "vocabulary": terms},
+                                                       ensure_ascii=False), encoding="utf-8")
+        np.save(directory / "lsa_idf.npy", np.asarray(self.vectorizer.idf_), allow_pickle=False)
+        np.save(directory / "lsa_components.npy", self.components, allow_pickle=False)
 
-    def load(self, path: str | Path) -> "LSAEmbeddings":
-        with open(path, "rb") as fh:
-            state = pickle.load(fh)
-        if state["id"] != self.embedder_id:
-            raise EmbedderError(f"{path}: saved LSA {state['id']} does not match the configured {self.embedder_id}")
-        self.vectorizer, self.svd = state["vectorizer"], state["svd"]
+    def load(self, directory: str | Path) -> "LSAEmbeddings":
+        """Rebuild the vectorizer from the saved vocabulary and idf; arrays are read with allow_pickle=False."""
+        directory = Path(directory)
+        try:
+            state = json.loads((directory / "lsa.json").read_text(encoding="utf-8"))
+            idf = np.load(directory / "lsa_idf.npy", allow_pickle=False)
+            components = np.load(directory / "lsa_components.npy", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise EmbedderError(f"{directory}: cannot read the saved LSA embedder ({type(e).__name__}: {e})") from e
+        if state.get("id") != self.embedder_id:
+            raise EmbedderError(f"{directory}: saved LSA {state.get('id')} does not match the configured "
+                                f"{self.embedder_id}")
+        terms = state["vocabulary"]
+        if idf.shape != (len(terms),) or components.ndim != 2 or components.shape[1] != len(terms):
+            raise EmbedderError(f"{directory}: saved LSA arrays do not match its vocabulary "
+                                f"(idf {idf.shape}, components {components.shape}, {len(terms)} terms)")
+        self.vectorizer = self._vectorizer({t: i for i, t in enumerate(terms)})
+        self.vectorizer.idf_ = idf  # sklearn's public way to transfer a fitted idf
+        self.components = np.ascontiguousarray(components, dtype=np.float32)
         return self
 
 

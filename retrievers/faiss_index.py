@@ -1,4 +1,9 @@
-"""One FAISS index per domain over L2-normalised chunk embeddings (inner product = cosine)."""
+"""One FAISS index per domain over L2-normalised chunk embeddings (inner product = cosine).
+
+On disk (no pickle): ``<domain>.faiss`` (FAISS's own format), ``<domain>.positions.npy`` and ``centroids.npy``
+(read with ``allow_pickle=False``), ``dense_meta.json`` and, for a fitted embedder, ``embedder/`` (its own
+JSON + ``.npy`` files).
+"""
 
 from __future__ import annotations
 
@@ -114,12 +119,12 @@ class DenseIndex:
         directory.mkdir(parents=True, exist_ok=True)
         for dom, index in self.indices.items():
             faiss.write_index(index, str(directory / f"{dom}.faiss"))
-            np.save(directory / f"{dom}.positions.npy", self.positions[dom])
-        np.save(directory / "centroids.npy", self.centroids)
+            np.save(directory / f"{dom}.positions.npy", self.positions[dom], allow_pickle=False)
+        np.save(directory / "centroids.npy", self.centroids, allow_pickle=False)
         (directory / "dense_meta.json").write_text(json.dumps(
             {"domains": self.centroid_names, "built_kinds": self.built_kinds}))
-        if hasattr(self.embedder, "save"):
-            self.embedder.save(directory / "embedder.pkl")
+        if getattr(self.embedder, "needs_fit", False):
+            self.embedder.save(directory / "embedder")
 
     @classmethod
     def load(cls, directory: Path, embedder: Any, params: IndexParams) -> "DenseIndex":
@@ -127,13 +132,14 @@ class DenseIndex:
 
         meta = json.loads((directory / "dense_meta.json").read_text())
         if getattr(embedder, "needs_fit", False):
-            embedder.load(directory / "embedder.pkl")
+            embedder.load(directory / "embedder")
         indices, positions = {}, {}
         for dom in meta["domains"]:
             indices[dom] = faiss.read_index(str(directory / f"{dom}.faiss"))
             set_search_params(indices[dom], params)
-            positions[dom] = np.load(directory / f"{dom}.positions.npy")
-        return cls(embedder, indices, positions, np.load(directory / "centroids.npy"), meta["domains"],
+            positions[dom] = np.load(directory / f"{dom}.positions.npy", allow_pickle=False)
+        return cls(embedder, indices, positions, np.load(directory / "centroids.npy", allow_pickle=False),
+                   meta["domains"],
                    meta["built_kinds"])
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:

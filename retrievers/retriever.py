@@ -39,7 +39,7 @@ class QBRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     kind: str
-    routing: str = "oracle"
+    routing: str = "all"
     top_k: int = 5
     chunks: list[Chunk] = Field(default_factory=list, repr=False)
     searcher: Any = Field(default=None, repr=False)

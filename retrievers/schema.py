@@ -35,7 +35,7 @@ class ChunkSettings:
 @dataclass
 class RetrieverConfig:
     kind: str = "bm25"  # bm25 | dense | hybrid
-    routing: str = "oracle"  # oracle (the question's domain) | all | routed (classifier picks the domain)
+    routing: str = "all"  # all (default: every domain) | oracle (the question's domain) | routed (classifier picks one)
     router: str = "auto"  # routed mode: auto | bm25 (score argmax) | centroid (nearest embedder centroid)
     router_depth: int = 3  # bm25 router: a domain's score = sum of its chunks' scores in the global top-N
     top_k: int = 5
@@ -54,6 +54,8 @@ class RetrieverConfig:
     fusion_depth: int = 50  # hybrid: candidates taken from each retriever before fusion
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
     cache_dir: Optional[str] = "${qb_root:}/.cache/indices"
+    rebuild: str = "auto"  # cached index missing or failing its sha256 check: auto = rebuild (warning) | never = refuse
+    cache_mode: str = "775"  # cached index dirs (files get the same bits minus x: 664); octal, or "umask"
     allow_gb18030: bool = True  # decode non-UTF-8 corpus files as GB18030/GBK (with a warning)
     strict_corpus: bool = False  # fail on the first unusable corpus file instead of reporting it
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)

@@ -54,31 +54,40 @@ def simulate(items: Sequence[dict[str, str]], p_correct: float | Sequence[float]
     return rows
 
 
+POINTS = {SINGLE: 1.0, MULTI: 2.0, JUDGE: 1.0}  # the default exam-score rule (multi_partial=none)
+
+
 def metrics_of(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json as qualbench writes it: rates are fractions in [0,1]; exam_score = points won / points possible."""
     c = np.array([r["correct"] for r in rows], dtype=float)
+    pts = np.array([POINTS[r["question_type"]] for r in rows], dtype=float)
 
     def group(key: str) -> dict[str, dict[str, Any]]:
         out = {}
         for g in sorted({r[key] for r in rows}):
             m = np.array([r[key] == g for r in rows])
-            out[g] = {"n": int(m.sum()), "accuracy": float(c[m].mean())}
+            out[g] = {"n": int(m.sum()), "accuracy": float(c[m].mean()),
+                      "exam_score": float((c[m] * pts[m]).sum() / pts[m].sum())}
         return out
 
     bd = group("domain")
     se = float(np.sqrt(c.mean() * (1 - c.mean()) / len(c)))
     return {"n": len(rows), "n_unparsed": 0, "accuracy": float(c.mean()),
             "accuracy_ci95": [float(c.mean() - 1.96 * se), float(c.mean() + 1.96 * se)],
-            "macro_accuracy": float(np.mean([v["accuracy"] for v in bd.values()])), "exam_score": float(c.sum()),
-            "by_domain": bd, "by_type": group("question_type"), "config": config}
+            "macro_accuracy": float(np.mean([v["accuracy"] for v in bd.values()])),
+            "exam_score": float((c * pts).sum() / pts.sum()), "exam_points": float((c * pts).sum()),
+            "exam_points_max": float(pts.sum()), "by_domain": bd, "by_type": group("question_type"), "config": config}
 
 
 def write_run(run_dir: Path, rows: Sequence[dict[str, Any]], overrides: Sequence[str], config: dict[str, Any],
-              choices: dict[str, str] | None = None, history: list[dict[str, Any]] | None = None) -> Path:
-    """A run directory as ``qualbench`` writes it."""
+              choices: dict[str, str] | None = None, history: list[dict[str, Any]] | None = None,
+              extra: dict[str, Any] | None = None) -> Path:
+    """A run directory as ``qualbench`` writes it (``extra``: more metrics.json fields, e.g. ``model``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "predictions.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics_of(rows, config), ensure_ascii=False), encoding="utf-8")
+    metrics = {**metrics_of(rows, config), **(extra or {})}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False), encoding="utf-8")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     hd = run_dir / ".hydra"
     hd.mkdir(exist_ok=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,6 +172,45 @@ def test_corpus_hash_changes_with_content(tmp_path):
     assert corpus_hash(root) != h
 
 
+def test_symlink_outside_the_corpus_is_refused(tmp_path):
+    root = write_demo_corpus(tmp_path / "c", ("fire_safety",))
+    secret = tmp_path / "outside" / "secret.md"
+    secret.parent.mkdir()
+    secret.write_text("# 机密\n\n第一条 OUTSIDE-SECRET-TEXT。\n", encoding="utf-8")
+    (root / "fire_safety" / "passwd.md").symlink_to(secret)
+    (root / "fire_safety" / "up.md").symlink_to(Path("..") / ".." / "outside" / "secret.md")  # relative escape
+    (root / "fire_safety" / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    corpus = read_corpus(root)
+    issues = {(i.file, i.level): i.message for i in corpus.report.issues}
+    for name in ("passwd.md", "up.md"):
+        assert "outside the corpus folder" in issues[(f"fire_safety/{name}", "error")]
+        assert str(secret.resolve()) in issues[(f"fire_safety/{name}", "error")]
+    assert "cannot be resolved" in issues[("fire_safety/dangling.md", "error")]
+    assert corpus.report.n_used == 1 and corpus.report.n_files == 4
+    assert not any("OUTSIDE-SECRET-TEXT" in c.text for c in chunk_corpus(corpus))
+    assert all(d.source_file == "fire_safety/示例消防管理办法.md" for d in corpus.documents)
+    h = corpus_hash(root)
+    secret.write_text("# 机密\n\n第一条 changed。\n", encoding="utf-8")  # outside bytes are never read
+    assert corpus_hash(root) == h
+    (root / "fire_safety" / "dangling.md").unlink()
+    with pytest.raises(CorpusError, match="passwd.md.*outside the corpus folder"):
+        read_corpus(root, strict=True)
+
+
+def test_symlink_inside_the_corpus_is_used(tmp_path):
+    root = write_demo_corpus(tmp_path / "c", ("fire_safety", "banking_insurance"))
+    target = root / "banking_insurance" / "示例银行保险监督条例.md"
+    (root / "fire_safety" / "linked.md").symlink_to(Path("..") / "banking_insurance" / target.name)
+    corpus = read_corpus(root)
+    assert not corpus.report.issues and corpus.report.n_used == 3
+    linked = [d for d in corpus.documents if d.source_file == "fire_safety/linked.md"]
+    assert linked and linked[0].domain == "fire_safety" and linked[0].law.title == "示例银行保险监督条例"
+    # a corpus root reached through a symlink is resolved the same way
+    alias = tmp_path / "alias"
+    alias.symlink_to(root)
+    assert read_corpus(alias).report.n_used == 3
+
+
 def test_split_paragraphs_respects_boundaries_and_overlap():
     paras = ["甲" * 50, "乙" * 50, "丙" * 50]
     assert split_paragraphs(paras, 200, 10) == ["\n".join(paras)]
@@ -211,3 +253,87 @@ def test_shared_corpus_reads_clean_and_chunks():
     chunks = chunk_corpus(corpus, ChunkConfig())
     assert all(len(c.text) <= 600 + 80 + 60 for c in chunks)  # body + overlap + 《title》 prefix
     assert all(c.metadata["article"].startswith("第") for c in chunks)
+
+
+# --- issue 11 item 8: corpus file names that are not UTF-8, and corpus-path errors as one line -------------
+
+
+def _bytes_named(root: Path, rel: bytes, text: str) -> Path:
+    """A file whose name holds bytes that are not UTF-8; skips where the filesystem refuses such names."""
+    path = os.fsencode(root) + b"/" + rel
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+    except (OSError, UnicodeError) as e:
+        pytest.skip(f"this filesystem refuses non-UTF-8 file names ({e})")
+    return Path(os.fsdecode(path))
+
+
+def test_non_utf8_file_name_is_reported_and_skipped(tmp_path):
+    root = write_demo_corpus(tmp_path / "c")
+    good = read_corpus(root).report.n_used
+    _bytes_named(root, b"fire_safety/bad\xff\xfe.md", demo_law_text("fire_safety"))
+    _bytes_named(root, b"oil_gas\xe9/x.md", demo_law_text("fire_safety"))  # a folder name that is not UTF-8
+    corpus = read_corpus(root)
+    assert corpus.report.n_used == good == 3 and corpus.report.n_files == 5
+    issues = {i.file: i.message for i in corpus.report.errors}
+    assert set(issues) == {"fire_safety/bad\\xff\\xfe.md", "oil_gas\\xe9/x.md"}
+    assert all("file name is not valid UTF-8" in m and m.endswith("skipped") for m in issues.values())
+    corpus.report.save(tmp_path / "report.json")  # before: UnicodeEncodeError on the surrogate escapes
+    assert "bad\\\\xff\\\\xfe.md" in (tmp_path / "report.json").read_text(encoding="utf-8")
+    h = corpus_hash(root)  # before: UnicodeEncodeError ('surrogates not allowed'), which ended the run
+    assert len(h) == 64 and h != corpus_hash(write_demo_corpus(tmp_path / "d"))
+    with pytest.raises(CorpusError, match=r"bad\\xff\\xfe\.md: file name is not valid UTF-8") as e:
+        read_corpus(root, strict=True)
+    str(e.value).encode("utf-8")  # printable as it is
+
+
+def test_non_utf8_file_name_end_to_end(tmp_path):
+    from retrievers.build import build_retriever
+
+    root = write_demo_corpus(tmp_path / "c")
+    _bytes_named(root, b"fire_safety/\xb7\xa8.md", demo_law_text("fire_safety"))  # GBK bytes of 法
+    r = build_retriever({"kind": "bm25", "routing": "oracle", "top_k": 3}, root, tmp_path / "idx")
+    hits = r.search_batch(["消防安全责任"], ["fire_safety"], k=3)[0]
+    assert hits and all("\\x" not in d.metadata["source_file"] for d in hits)
+    report = next((tmp_path / "idx").rglob("corpus_report.json")).read_text(encoding="utf-8")
+    assert "fire_safety/\\\\xb7\\\\xa8.md" in report and "not valid UTF-8" in report
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _app_error(tmp_path: Path, corpus: Path) -> str:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, "-m", "qualbench", f"corpus.path={corpus}", "limit=3", "run.plots=false",
+                        f"retriever.cache_dir={tmp_path / 'idx'}", f"hydra.run.dir={tmp_path / 'run'}"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "HYDRA_FULL_ERROR" not in r.stderr, r.stderr[-3000:]
+    errors = [x for x in r.stderr.splitlines() if x.startswith("qualbench: error:")]
+    assert len(errors) == 1, r.stderr[-3000:]
+    return errors[0]
+
+
+def test_corpus_path_errors_are_one_line(tmp_path):
+    # before: each of these ended in a traceback (retrievers.corpus.CorpusError was not a QualBenchError)
+    assert "corpus directory not found: " in _app_error(tmp_path, tmp_path / "nope")
+    assert not (tmp_path / "run" / "config.yaml").exists()  # refused before anything was written
+    f = tmp_path / "law.md"
+    f.write_text(demo_law_text("fire_safety"), encoding="utf-8")
+    assert "corpus.path is a file, not a folder" in _app_error(tmp_path, f)
+    (tmp_path / "empty" / "fire_safety").mkdir(parents=True)
+    assert "holds no .md/.txt law files" in _app_error(tmp_path, tmp_path / "empty")
+    unknown = tmp_path / "unknown"
+    for name in ("misc", "银行"):
+        (unknown / name).mkdir(parents=True)
+        (unknown / name / "a.md").write_text(demo_law_text("fire_safety"), encoding="utf-8")
+    line = _app_error(tmp_path, unknown)
+    assert "all skipped; unknown domain folder(s) 'misc', '银行'" in line and "fire_safety" in line
+
+
+def test_corpus_error_is_a_qualbench_error():
+    from qualbench.errors import QualBenchError
+
+    assert issubclass(CorpusError, QualBenchError) and issubclass(CorpusError, ValueError)

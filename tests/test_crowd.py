@@ -1,5 +1,6 @@
 """Crowd study: vote rules (ties), Dawid–Skene vs majority vote, calibration/scored separation, outputs."""
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,11 @@ from qualbench.analysis import crowd  # noqa: E402
 from qualbench.analysis.runs import load_runs  # noqa: E402
 from qualbench.errors import ConfigError, DataError  # noqa: E402
 from qualbench.records import SINGLE  # noqa: E402
+
+needs_crowdkit = pytest.mark.skipif(
+    importlib.util.find_spec("crowdkit") is None,
+    reason="crowd-kit not installed (extra `crowd`; the `test` extra includes it)",
+)
 
 
 def test_majority_vote_counts_and_abstains():
@@ -72,6 +78,7 @@ def synthetic_table(n: int = 240, seed: int = 0, honest: bool = False) -> crowd.
     return crowd.CrowdTable([f"q{i}" for i in range(n)], ["消防"] * n, [SINGLE] * n, gold, workers, labels, correct)
 
 
+@needs_crowdkit
 def test_dawid_skene_beats_majority_vote_with_constant_voters():
     t = synthetic_table()
     gold = np.array(t.gold, dtype=object)
@@ -83,6 +90,7 @@ def test_dawid_skene_beats_majority_vote_with_constant_voters():
     assert acc_ds > 0.5  # well above chance (0.25)
 
 
+@needs_crowdkit
 @pytest.mark.parametrize("method", ["dawid_skene", "glad", "mace"])
 def test_crowdkit_aggregators_run_on_installed_versions(method):
     """The three crowd-kit aggregators we use work with the installed scikit-learn/pandas."""
@@ -141,6 +149,7 @@ def test_weights_never_see_scored_items(tmp_path):
     assert crowd.LEAKY in res["methods"] and "in_sample" in crowd.LEAKY
 
 
+@needs_crowdkit
 def test_run_crowd_outputs_and_missing_items(tmp_path):
     dirs = make_runs(tmp_path, drop_one=True)
     cfg = OmegaConf.create({"seed": 0, "run": {"n_boot": 50},

@@ -117,11 +117,68 @@ def test_bad_json_names_file_and_line(tmp_path):
         load_dataset({"loader": "qualbench_json", "path": str(p)})
 
 
-def test_bad_jsonl_line_names_line(tmp_path):
-    good = json.dumps(make_record(1), ensure_ascii=False)
-    p = _write(tmp_path, good + "\n{broken\n" + good + "\n", "bad.jsonl")
+def test_bad_jsonl_line_dropped_or_rejected_in_strict(tmp_path):
+    good = [json.dumps(make_record(i), ensure_ascii=False) for i in (1, 3)]
+    p = _write(tmp_path, good[0] + "\n{broken\n[1, 2]\n" + good[1] + "\n", "bad.jsonl")
     with pytest.raises(DataError, match=r"bad\.jsonl:2: invalid JSON line"):
-        load_dataset({"loader": "jsonl", "path": str(p)})
+        load_dataset({"loader": "jsonl", "path": str(p), "strict": True})
+    items, report = load_dataset_with_report({"loader": "jsonl", "path": str(p)})
+    assert [q.idx for q in items] == ["1", "3"]
+    assert [(d.source.rsplit(":", 1)[1], d.reason.split(":")[0]) for d in report.drops] == [
+        ("2", "invalid JSON line"), ("3", "not an object")]
+    report.write(tmp_path / "run")
+    assert "bad.jsonl:3" in (tmp_path / "run" / "dropped.csv").read_text(encoding="utf-8")
+
+
+def test_non_object_record_in_json_list_is_dropped(tmp_path):
+    p = _write(tmp_path, json.dumps([make_record(1), "oops", make_record(2)], ensure_ascii=False, indent=1))
+    items, report = load_dataset_with_report({"loader": "qualbench_json", "path": str(p)})
+    assert [q.idx for q in items] == ["1", "2"] and report.counts() == {"not an object": 1}
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-16"])
+def test_chinese_encodings_detected(tmp_path, encoding):
+    recs = [make_record(i, stem=f"根据《中华人民共和国安全生产法》规定，生产经营单位第{i}项职责是（ ）。") for i in range(6)]
+    p = tmp_path / f"{encoding}.json"
+    p.write_bytes(json.dumps(recs, ensure_ascii=False, indent=1).encode(encoding))
+    items = load_dataset({"loader": "qualbench_json", "path": str(p)})
+    assert [q.stem for q in items] == [r["question"].split("\n")[0] for r in recs]
+
+
+def test_explicit_encoding_and_wrong_encoding_name_the_file(tmp_path):
+    p = tmp_path / "bank.jsonl"
+    p.write_bytes(json.dumps(make_record(1, stem="消防安全责任制（ ）。"), ensure_ascii=False).encode("gbk"))
+    assert load_dataset({"loader": "jsonl", "path": str(p), "encoding": "gbk"})[0].stem == "消防安全责任制（ ）。"
+    with pytest.raises(DataError, match=r"bank\.jsonl: not valid utf-8 at byte \d+"):
+        load_dataset({"loader": "jsonl", "path": str(p), "encoding": "utf-8"})
+    with pytest.raises(DataError, match=r"bank\.jsonl: unknown data.encoding 'klingon'"):
+        load_dataset({"loader": "jsonl", "path": str(p), "encoding": "klingon"})
+
+
+@pytest.mark.parametrize("text", ["", "  \n\n", "[]"])
+def test_empty_file_is_named(tmp_path, text):
+    p = _write(tmp_path, text, "empty.json")
+    with pytest.raises(DataError, match=r"empty\.json: the (file|question list) is empty"):
+        load_dataset({"loader": "qualbench_json", "path": str(p)})
+
+
+@pytest.mark.parametrize("key", ["data", "questions", "items"])
+@pytest.mark.parametrize("indent", [None, 1])
+def test_wrapped_list_loads_with_line_numbers(tmp_path, key, indent):
+    recs = [make_record(1), make_record(2, answer="E")]
+    p = _write(tmp_path, json.dumps({"version": 1, key: recs}, ensure_ascii=False, indent=indent), "wrapped.json")
+    items, report = load_dataset_with_report({"loader": "qualbench_json", "path": str(p)})
+    assert [q.idx for q in items] == ["1"]
+    assert report.drops[0].source.startswith(str(p)) and "answer outside options" in report.drops[0].reason
+    if indent:  # the dropped record's line is where its object starts
+        line = int(report.drops[0].source.rsplit(":", 1)[1])
+        lines = p.read_text(encoding="utf-8").splitlines()
+        assert lines[line - 1].strip() == "{" and '"answer": "E"' in "\n".join(lines[line:line + 12])
+
+
+def test_single_line_jsonl_is_not_mistaken_for_a_wrapper(tmp_path):
+    p = _write(tmp_path, json.dumps(make_record(7), ensure_ascii=False) + "\n", "one.jsonl")
+    assert [q.idx for q in load_dataset({"loader": "qualbench_json", "path": str(p)})] == ["7"]
 
 
 @pytest.mark.parametrize(
@@ -160,7 +217,11 @@ def test_duplicates_dropped(tmp_path):
 def test_missing_file_and_hub_offline(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_dataset({"loader": "qualbench_json", "path": str(tmp_path / "nope.json")})
-    with pytest.raises(DataError, match="could not load hub dataset"):
+    import importlib.util
+
+    # with `datasets` (extra `hub`, in the `test` extra): the offline load fails cleanly; without it: a clear hint
+    hub_error = "could not load hub dataset" if importlib.util.find_spec("datasets") else r"needs the `datasets` package"
+    with pytest.raises(DataError, match=hub_error):
         load_dataset({"loader": "hub", "path": "no-such-user/no-such-qualbench", "split": "train"})
     with pytest.raises(ConfigError):
         load_dataset({"loader": "csv", "path": "x"})

@@ -100,8 +100,8 @@ SINGLE_CASES = [
     ("H2S浓度超标时应立即撤离，答案A", "A"),
     ("C30混凝土的强度等级满足要求，答案D", "D"),
     ("根据AQ/T 9006-2010，答案是B", "B"),
-    ("答案：B。\n\n注：如果题目问的是错误选项，则应选A。", "A"),  # the last stated answer wins
-    ("the answer should be b", ""),  # lower-case letters are not read
+    ("答案：B。\n\n注：如果题目问的是错误选项，则应选A。", "B"),  # a conditional note is not the conclusion
+    ("the answer should be b", "B"),  # lower-case right after an answer marker is read
     ("请在最后一行以“答案：X”的格式给出你的选择（X为选项字母）。", ""),  # echoed instruction
     ("1.A 2.B", ""),
 ]
@@ -340,3 +340,105 @@ def test_gold_answers_read_back_from_real_items() -> None:
             if it["question_type"] == JUDGE and t == "故选{a}":
                 continue
             assert extract_answer(reply, it["question_type"]) == it["answer"], (it["idx"], reply)
+
+
+# --------------------------------------------------------------------------------------------------
+# the family table (tests/extract_cases/table.py) and the abstention policy
+# --------------------------------------------------------------------------------------------------
+import runpy  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FAMILY_CASES = runpy.run_path(str(Path(__file__).parent / "extract_cases" / "table.py"))["all_cases"]()
+
+
+@pytest.mark.parametrize(("family", "reply", "qtype", "options", "expected"), FAMILY_CASES)
+def test_family_table(family: str, reply: str, qtype: str, options: str | None, expected: str) -> None:
+    assert extract_answer(reply, qtype, options) == expected, family
+
+
+def test_family_table_is_broad_and_has_must_abstain_cases() -> None:
+    families = {f for f, *_ in FAMILY_CASES}
+    assert len(FAMILY_CASES) >= 300 and len(families) >= 12
+    assert {"negation", "hedge", "exclusion", "lists", "self_correction", "continuation"} <= families
+    abstain = [c for c in FAMILY_CASES if c[4] == ""]
+    assert len(abstain) >= 60 and {c[2] for c in abstain} == {S, M, J}
+
+
+def test_negated_and_hedged_conclusions_never_name_a_letter() -> None:
+    """Every way of stating a negated or hedged conclusion about every letter gives "" (never the letter)."""
+    templates = ["答案不是{x}", "正确选项不是{x}", "不应选{x}", "{x}不是正确答案", "The answer is not {x}.",
+                 "可能是{x}，但我不确定", "我无法确定，{x}也许对", "答案：{x}或{y}", "本题不选{x}"]
+    for x, y in ("AB", "BC", "CD", "DA"):
+        for t in templates:
+            for qtype in (S, M):
+                assert extract_answer(t.format(x=x, y=y), qtype, "ABCD") == "", t.format(x=x, y=y)
+
+
+def test_exclusions_use_the_given_options() -> None:
+    assert extract_answer("除C以外都正确", M, "ABCDE") == "ABDE"
+    assert extract_answer("除C以外都正确", M, "ABCD") == "ABD"
+    assert extract_answer("以上选项都正确", M, "ABC") == "ABC"
+    assert extract_answer("以上选项都正确", M) == ""  # unknown options: "all" cannot be read
+    assert extract_answer("排除A、B、D", S, "ABCD") == "C"
+    assert extract_answer("排除A、B、D", S, "ABCDE") == ""  # C and E are both left
+
+
+def test_extraction_table_script_reports_every_family() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("extraction_table", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "extraction_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    s = mod.summarize(FAMILY_CASES)
+    assert s["n"] == len(FAMILY_CASES) and set(s["families"]) == {f for f, *_ in FAMILY_CASES}
+    assert s["must_abstain_wrong"] == 0 and s["correct"] / s["n"] >= 0.99
+
+
+# --------------------------------------------------------------------------------------------------
+# properties (hypothesis)
+# --------------------------------------------------------------------------------------------------
+_WORDS = ["答案", "：", "是", "不是", "选", "不选", "正确", "错误", "不", "或", "和", "、", "，", "。", "\n",
+          "A", "B", "C", "D", "E", "F", "a", "b", "项", "除", "以外", "都", "排除", "说法", "The answer is ",
+          "not ", "\\boxed{", "}", "**", "<think>", "</think>", "注意：", "如果", "再想想，应该是", "（", "）",
+          "1. ", "（ ）", "GB 50016", "A类", "可能", "无法确定", "√", "×", "True", "False", " "]
+_REPLIES = st.one_of(
+    st.none(),
+    st.text(max_size=300),
+    st.lists(st.sampled_from(_WORDS), max_size=40).map("".join),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=50),  # control characters
+)
+_OPTIONS = st.one_of(st.none(), st.sampled_from(["AB", "ABC", "ABCD", "ABCDE", "ABCDEFGH"]))
+
+
+def _is_canonical(out: str, qtype: str, options: str | None) -> bool:
+    if out == "":
+        return True
+    if qtype == J:
+        return out in (TRUE, FALSE)
+    letters = options or "ABCDEFGH"
+    ok = out == "".join(sorted(set(out))) and all(c in letters for c in out)
+    return ok and (len(out) == 1 if qtype == S else len(out) >= 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(reply=_REPLIES, qtype=st.sampled_from([S, M, J]), options=_OPTIONS)
+def test_property_never_raises_and_is_canonical(reply: str | None, qtype: str, options: str | None) -> None:
+    out = extract_answer(reply, qtype, options)
+    assert isinstance(out, str) and _is_canonical(out, qtype, options), (reply, qtype, options, out)
+
+
+@settings(max_examples=30, deadline=None)
+@given(unit=st.sampled_from(["A、", "答案：", "不是B", "说法正确", "A项和", "除C以外", "（A）", "a, "]),
+       qtype=st.sampled_from([S, M, J]))
+def test_property_huge_replies_are_handled(unit: str, qtype: str) -> None:
+    out = extract_answer(unit * 4000, qtype, "ABCD")
+    assert _is_canonical(out, qtype, "ABCD")
+
+
+@settings(max_examples=200, deadline=None)
+@given(letter=st.sampled_from("ABCD"), noise=st.text(alphabet="，。的了是在有", max_size=20))
+def test_property_explicit_answer_is_read_through_noise(letter: str, noise: str) -> None:
+    assert extract_answer(f"{noise}\n答案：{letter}", S, "ABCD") == letter

@@ -19,6 +19,8 @@ from hydra.core.global_hydra import GlobalHydra
 from federation.history import load_history
 from federation.run import run_federated
 from qualbench.config import register_configs
+from qualbench.domains import canonical_domain
+from qualbench.records import QUESTION_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 FAIL = 5  # client id that raises in training
@@ -47,8 +49,9 @@ def test_every_round_recorded_with_per_domain_and_type_metrics(fed_run):
     clients = hist["clients"]
     assert len(clients) == 6
     for r in hist["rounds"]:
-        assert set(r["test"]["by_domain"]) == set(clients.values())  # every client's test split evaluated
-        assert set(r["test"]["by_type"]) == {"single", "multi", "judge"}
+        # every client's test split evaluated; the scorer's canonical names (client names are domain slugs)
+        assert set(r["test"]["by_domain"]) == {canonical_domain(c) for c in clients.values()}
+        assert set(r["test"]["by_type"]) == set(QUESTION_TYPES)
         assert r["test"]["n"] == sum(d["n"] for d in r["test"]["by_domain"].values())
         assert 0.0 <= r["test"]["accuracy"] <= 1.0 and r["val"]["n"] > 0
         assert r["wall_s"] > 0 and r["bytes_down"] > 0
@@ -139,3 +142,22 @@ def test_baselines_share_the_history_format(tmp_path):
     assert summary["gap_vs_centralized"] == pytest.approx(
         summary["results"]["local_only"]["test_accuracy"] - summary["results"]["centralized"]["test_accuracy"])
     assert central["rounds"][1]["test"]["loss"] < central["rounds"][0]["test"]["loss"]
+
+
+def test_heldout_split_is_written_and_overlap_with_training_data_is_refused(fed_run):
+    from qualbench.data import load_dataset
+    from qualbench.errors import ConfigError
+    from qualbench.overlap import check_adapter_overlap
+
+    run_dir, _, _ = fed_run
+    heldout = load_dataset({"loader": "qualbench_json", "path": str(run_dir / "heldout_test.json"), "name": "heldout"})
+    tests = [q for f in sorted((run_dir / "clients").glob("client_*.json"))
+             for q in json.loads(f.read_text(encoding="utf-8"))["test"]]
+    assert len(heldout) == len(tests) > 0
+    adapter = str(run_dir / "global_adapter")
+    assert check_adapter_overlap(heldout, adapter) == 0  # the documented path
+    sample = load_dataset({"loader": "sample", "name": "sample"})
+    with pytest.raises(ConfigError, match=r"evaluated items are in the training data.*heldout_test\.json"):
+        check_adapter_overlap(sample, adapter)
+    assert check_adapter_overlap(sample, adapter, allow=True) > 0
+    assert check_adapter_overlap(sample, str(run_dir / "nowhere" / "x")) == 0  # not a federated run: no check

@@ -118,7 +118,7 @@ def test_long_prompt_is_skipped_not_truncated(lm_dir):
     assert out[1].prompt_tokens > m.context == 512  # counted in full: nothing was cut
     assert out[0].skipped is None and out[2].skipped is None
     loglik = hf(lm_dir, mode="loglik").generate(requests([LONG, QUESTIONS[0]]))
-    assert loglik[0].skipped and loglik[1].meta["answer"] in "ABCD"
+    assert loglik[0].skipped and loglik[1].answer in "ABCD"
     with pytest.raises(ModelError, match="item long: prompt_too_long"):
         hf(lm_dir, on_overflow="error").generate(requests([QUESTIONS[0], LONG]))
 
@@ -143,13 +143,13 @@ def test_loglik_end_to_end_batch_invariant(arch, prompt, request):
     b = hf(path, mode="loglik", batch_size=1, prefix_cache=False).generate(reqs)
     for r, s, q in zip(a, b, QUESTIONS + [QUESTIONS[0], QUESTIONS[3]]):
         assert set(r.meta["scores"]) == set(q.choices)
-        assert r.meta["answer"] == s.meta["answer"] and r.text.endswith(r.meta["answer"])
+        assert r.answer == s.answer and r.text.endswith(r.answer)
         for k in r.meta["scores"]:
             assert r.meta["scores"][k] == pytest.approx(s.meta["scores"][k], abs=1e-4)  # left padding is inert
         if q.question_type == MULTI:
-            assert len(r.meta["answer"]) >= 2 and r.meta["answer"] == "".join(sorted(r.meta["answer"]))
+            assert len(r.answer) >= 2 and r.answer == "".join(sorted(r.answer))
         else:
-            assert r.meta["answer"] == max(r.meta["scores"], key=r.meta["scores"].get)
+            assert r.answer == max(r.meta["scores"], key=r.meta["scores"].get)
 
 
 def test_loglik_multi_by_generation(lm_dir):
@@ -159,7 +159,7 @@ def test_loglik_multi_by_generation(lm_dir):
         if q.question_type == MULTI:
             assert "answer" not in r.meta and r.completion_tokens is not None and r.completion_tokens > 0
         else:
-            assert r.meta["method"] == "loglik" and r.meta["answer"] in q.choices
+            assert r.meta["method"] == "loglik" and r.answer in q.choices
 
 
 def _manual_logprob(m: HFModel, req: Request, word: str) -> float:
@@ -213,6 +213,21 @@ def test_instantiate_from_hydra_config(lm_dir):
         cfg = compose("config", overrides=["model=hf", f"model.path={lm_dir}", "model.device=cpu", "prompt=cot"])
     m = instantiate(cfg.model)
     assert isinstance(m, HFModel) and m.max_new_tokens == 1024 and m.mode == "generate"
+
+
+def test_num_threads_sets_torch_threads(lm_dir):
+    import torch
+
+    from qualbench.errors import ConfigError
+
+    before = torch.get_num_threads()
+    try:
+        HFModel(lm_dir, device="cpu", num_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="num_threads"):
+        HFModel(lm_dir, device="cpu", num_threads=0)
 
 
 def test_bad_config_and_missing_model_are_clear(tmp_path):

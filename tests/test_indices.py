@@ -52,19 +52,22 @@ def test_ivf_too_few_vectors(caplog):
         IndexParams("annoy").build_spec()
 
 
-def test_lsa_deterministic_picklable(tmp_path):
+def test_lsa_deterministic_saved_without_pickle(tmp_path):
     a = LSAEmbeddings(dim=4, seed=3).fit(TEXTS)
     b = LSAEmbeddings(dim=4, seed=3).fit(TEXTS)
     va = np.asarray(a.embed_documents(TEXTS))
     assert va.shape == (6, 4) and np.allclose(np.linalg.norm(va, axis=1), 1, atol=1e-5)
     assert np.allclose(va, b.embed_documents(TEXTS))
     assert np.allclose(pickle.loads(pickle.dumps(a)).embed_query("消防"), a.embed_query("消防"))
-    a.save(tmp_path / "lsa.pkl")
-    c = LSAEmbeddings(dim=4, seed=3).load(tmp_path / "lsa.pkl")
-    assert np.allclose(c.embed_queries(["火灾报警"]), a.embed_queries(["火灾报警"]))
+    a.save(tmp_path / "lsa")  # JSON vocabulary + .npy arrays, no pickle
+    assert sorted(p.name for p in (tmp_path / "lsa").iterdir()) == ["lsa.json", "lsa_components.npy", "lsa_idf.npy"]
+    c = LSAEmbeddings(dim=4, seed=3).load(tmp_path / "lsa")
+    assert np.array_equal(c.embed_array(TEXTS), a.embed_array(TEXTS))  # the same transform, bit for bit
+    queries = ["火灾报警", "未见过的词"]
+    assert np.array_equal(c.embed_queries(queries), a.embed_queries(queries))
     assert a.embedder_id != LSAEmbeddings(dim=8, seed=3).embedder_id
     with pytest.raises(EmbedderError, match="does not match"):
-        LSAEmbeddings(dim=8, seed=3).load(tmp_path / "lsa.pkl")
+        LSAEmbeddings(dim=8, seed=3).load(tmp_path / "lsa")
     with pytest.raises(EmbedderError, match="not fitted"):
         LSAEmbeddings().embed_query("x")
     # the nearest document of a query sharing its words
@@ -116,7 +119,8 @@ def test_sentence_transformer_embeddings(tiny_st_model, tmp_path, monkeypatch):
     with pytest.raises(EmbedderError, match="no-such-org/no-such-model.*offline"):
         missing.embed_query("x")
     corpus = write_demo_corpus(tmp_path / "c")
-    r = build_retriever({"kind": "dense", "embedder": {"kind": "sentence_transformers", "model": str(tiny_st_model)}},
+    r = build_retriever({"kind": "dense", "routing": "oracle",
+                         "embedder": {"kind": "sentence_transformers", "model": str(tiny_st_model)}},
                         corpus, tmp_path / "cache")
     docs = r.invoke("发现火灾应当如何报警", domain="fire_safety", k=2)
     assert len(docs) == 2 and all(d.metadata["domain"] == "fire_safety" for d in docs)

@@ -28,9 +28,14 @@ def test_ablation_and_launcher_configs_compose():
     assert set(params["retriever.routing"].split(",")) == {"oracle", "all", "routed"}
     assert "joblib" in cfg.hydra.launcher._target_
     assert cfg.model._target_.endswith("RetrievalAnswerer") and cfg.prompt.rag
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="hydra-submitit-launcher not installed (extra `sweepers`; the `test` extra includes it)")
     slurm = _compose(["experiment=rag_ablation", "hydra/launcher=slurm", "model=random"])
     assert slurm.hydra.launcher._target_.endswith("SlurmLauncher") and slurm.model._target_.endswith("RandomModel")
-    assert (ROOT / "conf" / "hydra" / "launcher" / "ray.yaml").is_file()
+    assert slurm.hydra.launcher.cpus_per_task == 4 and slurm.hydra.launcher.submitit_folder.endswith(".submitit/%j")
 
 
 def test_joblib_sweep_runs_and_shares_one_index(tmp_path):

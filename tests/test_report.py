@@ -50,7 +50,7 @@ def test_leaderboard_columns_are_only_differing_keys(report):
     for r in rows[1:]:
         assert float(r[2]) == pytest.approx(metrics[(r[0], r[1])])
     md = (out / "leaderboard.md").read_text(encoding="utf-8")
-    assert md.startswith("| retriever.kind | retriever.top_k | accuracy |")
+    assert md.startswith("| retriever.kind | retriever.top_k | accuracy % |")  # units in the header
 
 
 def test_tables_plots_and_comparisons_written(report):
@@ -166,3 +166,82 @@ def test_noise_keys_ignored_and_only_colliding_labels_suffixed(tmp_path):
     assert assign_labels(runs) == ["retriever.top_k=1", "retriever.top_k=5 [b]", "retriever.top_k=5 [c]"]
     # a group choice missing from .hydra falls back to the option's own name/kind in the config
     assert runs[0].value("retriever") == "bm25" and runs[0].value("prompt") == "zero_shot"
+
+
+def _with_refs(run_dir: Path, items, uses_eval_labels: bool | None, data: str = "sample") -> Path:
+    """Add what qualbench now writes into metrics.json: the label mark, the exam-score rule and the reference rows."""
+    from qualbench.scoring.references import reference_rows
+
+    m = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    m["references"] = reference_rows([dict(it, n_options=4) for it in items])
+    m["exam_score_rule"] = {"multi_partial": "none", "points": {"单选题": 1.0, "多选题": 2.0, "判断题": 1.0}}
+    m["data"] = data
+    if uses_eval_labels is not None:
+        m["uses_eval_labels"] = uses_eval_labels
+    (run_dir / "metrics.json").write_text(json.dumps(m, ensure_ascii=False), encoding="utf-8")
+    return run_dir
+
+
+def test_leaderboard_marks_label_reading_runs_and_shows_reference_rows(tmp_path):
+    from qualbench.report.leaderboard import LABELS_MARK
+
+    items = rf.make_items(60)
+    # accuracies: crossfit 0.9 (reads labels), bm25 0.6, weak 0.05 (below chance on every type)
+    for name, p, labels in (("crossfit", 0.9, True), ("bm25", 0.6, False), ("weak", 0.0, False)):
+        d = rf.write_run(tmp_path / "runs" / name, rf.simulate(items, p, seed=3), [f"model.calibration={name}"],
+                         rf.base_config(model__calibration=name))
+        _with_refs(d, items, labels)
+    out = tmp_path / "out"
+    build_report([tmp_path / "runs"], out, n_boot=50)
+    with (out / "leaderboard.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_run = {r["run"]: r for r in rows}
+    assert by_run["crossfit"]["uses_eval_labels"] == "True" and by_run["bm25"]["uses_eval_labels"] == "False"
+    refs = [r for r in rows if r["row_kind"] == "reference"]
+    assert [r["run"] for r in sorted(refs, key=lambda r: r["run"])] == [
+        "reference: chance (uniform random answer; reads no labels)",
+        "reference: majority answer per type (reads the evaluated labels)"]
+    majority = next(r for r in refs if "majority" in r["run"])
+    assert majority["uses_eval_labels"] == "True"  # the majority row reads the labels
+    m = json.loads((tmp_path / "runs" / "bm25" / "metrics.json").read_text(encoding="utf-8"))
+    assert float(majority["accuracy"]) == pytest.approx(m["references"]["majority"]["accuracy"])
+    chance = next(r for r in refs if "chance" in r["run"])
+    # 60 items, 20 per type, 4 options: (20 × 1/4 + 20 × 1/15 + 20 × 1/2) / 60
+    assert float(chance["accuracy"]) == pytest.approx((0.25 + 1 / 15 + 0.5) / 3)
+    # reference rows are ranked among the runs: weak (0) < chance < majority-or-bm25 ...
+    accs = [float(r["accuracy"]) for r in rows]
+    assert accs == sorted(accs, reverse=True) and rows[-1]["run"] == "weak"
+    assert by_run["weak"]["below_reference"].startswith("below chance; below majority; 单选题: below chance and majority")
+    assert by_run["crossfit"]["below_reference"] == ""
+    md = (out / "leaderboard.md").read_text(encoding="utf-8")
+    crossfit_line = next(x for x in md.splitlines() if x.endswith("| crossfit |"))
+    assert LABELS_MARK in crossfit_line
+    bm25_line = next(x for x in md.splitlines() if x.endswith("| bm25 |"))
+    assert LABELS_MARK not in bm25_line and "| no |" in bm25_line
+    assert "| reference: chance (uniform random answer; reads no labels) |" in md
+    report_md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Exam score rule: multi_partial=none; points 单选题 1, 多选题 2, 判断题 1" in report_md
+    by_type = (out / "by_type.md").read_text(encoding="utf-8")
+    assert "(below chance and majority)" in by_type and "reference: majority answer per type" in by_type
+    assert re.search(r"\| reference: majority[^\n]*\(answer [A-D]+\)", by_type)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('<tr class="labels"') == 3  # leaderboard, by domain, by type: the crossfit run
+    assert page.count('<tr class="reference"') == 6  # chance and majority in each of the three tables
+    assert LABELS_MARK in page and "reads the evaluated labels" in page
+
+
+def test_reference_rows_per_data_set_when_runs_differ(tmp_path):
+    for name, n, seed in (("a", 30, 0), ("b", 45, 1)):
+        items = rf.make_items(n, seed=seed)
+        d = rf.write_run(tmp_path / name, rf.simulate(items, 0.5, seed=seed), [f"data.name={name}"],
+                         rf.base_config(data__name=name))
+        _with_refs(d, items, None, data=name)
+    from qualbench.analysis.runs import load_runs
+    from qualbench.report.leaderboard import leaderboard
+
+    lb = leaderboard(load_runs([tmp_path]))
+    refs = [r[-1] for r, k in zip(lb.rows, lb.row_kinds) if k == "reference"]
+    assert len(refs) == 4 and sum(x.endswith(" [a]") for x in refs) == 2 and sum(x.endswith(" [b]") for x in refs) == 2
+    labels = [r[lb.header.index("uses_eval_labels")] for r, k in zip(lb.rows, lb.row_kinds) if k == "model"]
+    assert labels == [None, None]  # metrics.json without the field: unknown, shown as —
+    assert "—" in lb.formatted()[lb.row_kinds.index("model")][lb.header.index("uses_eval_labels")]

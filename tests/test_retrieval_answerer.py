@@ -7,7 +7,7 @@ import pytest
 
 from qualbench.models.calibration import Calibration, crossfit, fit_calibration
 from qualbench.models.evidence import JUDGE_FEATURES, ItemFeatures, blank_window, coverage, fill_score, is_negative
-from qualbench.models.retrieval import RetrievalAnswerer, content_key
+from qualbench.models.retrieval import RetrievalAnswerer, RetrievalModelConfig, content_key
 from qualbench.records import JUDGE, JUDGE_ANSWERS, MULTI, SINGLE, Question, Request
 from qualbench.scoring import extract_answer
 
@@ -57,7 +57,7 @@ def _acc(cal: Calibration, feats, kind) -> float:
 
 def test_fit_learns_the_signal_and_beats_defaults_and_chance():
     train, test = _synthetic(150, 0), _synthetic(90, 1)
-    cal = fit_calibration(train)
+    cal = fit_calibration(train, multi_tau=None, fit_judge=True)
     assert np.argmax(cal.choice_coef) == 0
     assert _acc(cal, test, SINGLE) > 0.8
     assert _acc(cal, test, MULTI) > 0.5  # exact match of 3-of-5 sets; chance is 1/26
@@ -67,9 +67,23 @@ def test_fit_learns_the_signal_and_beats_defaults_and_chance():
 
 def test_multi_threshold_keeps_at_least_min_multi():
     f = ItemFeatures("m", MULTI, ("A", "B", "C", "D"), np.array([[1.0], [0.0], [0.0], [0.0]]), "AB")
-    cal = Calibration(choice_coef=np.array([1.0]), multi_tau=0.9, min_multi=2)
+    cal = Calibration(choice_coef=np.array([1.0]), multi_tau=0.5, min_multi=2)
     answer, scores = cal.decide(f)
     assert len(answer) == 2 and answer.startswith("A") and scores["A"] == 1.0
+
+
+def test_defaults_fix_tau_and_the_judge_rule_unless_asked():
+    train = _synthetic(150, 0)
+    fixed = fit_calibration(train)
+    assert fixed.multi_tau == RetrievalModelConfig.multi_tau and fixed.judge_coef is None
+    fitted = fit_calibration(train, multi_tau=None, fit_judge=True)
+    assert fitted.judge_coef is not None
+    model = RetrievalAnswerer()
+    for name, value in vars(RetrievalModelConfig()).items():  # one place for each default
+        if hasattr(model, name) and name != "calibration_data":
+            assert getattr(model, name) == value, name
+    assert model.calibration == "sample" and model.uses_eval_labels is False
+    assert RetrievalAnswerer(calibration="crossfit").uses_eval_labels is True
 
 
 def test_crossfit_never_fits_on_the_items_it_predicts():
@@ -111,20 +125,10 @@ def _run(model, items):
     return model.generate([Request(q, []) for q in items])
 
 
-def test_sample_set_switches_to_crossfit_and_beats_random(sample_retriever, sample_items):
-    model = RetrievalAnswerer(calibration="sample", folds=4, show_progress=False)
-    model.attach_retriever(sample_retriever)
-    model.prepare(sample_items)
-    out = _run(model, sample_items)
-    assert model.mode_used == "crossfit"  # evaluating the calibration set itself
-    assert len(out) == len(sample_items)
-    ids = {q.idx for q in sample_items}
-    assert set().union(*(r.predicted for r in model.fold_records)) == ids
-    for rec in model.fold_records:
-        assert not set(rec.fitted_on) & set(rec.predicted)
+def _check_answers(items, out) -> dict[str, list[bool]]:
     acc: dict[str, list[bool]] = {}
-    for q, r in zip(sample_items, out):
-        ans = r.meta["answer"]
+    for q, r in zip(items, out):
+        ans = r.answer
         if q.question_type == JUDGE:
             assert ans in JUDGE_ANSWERS
         else:
@@ -132,7 +136,49 @@ def test_sample_set_switches_to_crossfit_and_beats_random(sample_retriever, samp
             assert len(ans) == 1 if q.question_type == SINGLE else len(ans) >= 2
         assert extract_answer(r.text, q.question_type, "".join(q.options) or None) == ans
         acc.setdefault(q.question_type, []).append(ans == q.answer)
-    # chance: 1/n_options for 单选题, 1/(2^n - 1 - n) non-trivial subsets for 多选题
+    return acc
+
+
+def test_sample_set_by_default_uses_label_free_rules(sample_retriever, sample_items):
+    model = RetrievalAnswerer(show_progress=False)  # default: calibration=sample, and this IS the sample set
+    model.attach_retriever(sample_retriever)
+    model.prepare(sample_items)
+    out = _run(model, sample_items)
+    assert model.mode_used == "none" and model.fitted is None and not model.fold_records
+    assert not model.uses_eval_labels and all(r.meta["uses_eval_labels"] is False for r in out)
+    acc = _check_answers(sample_items, out)
+    assert np.mean(acc[SINGLE]) > 0.45  # chance 0.25
+    assert np.mean(acc[MULTI]) > 0.2  # chance about 0.04
+
+
+def test_partial_overlap_fits_on_the_rest_of_the_calibration_set(sample_retriever, sample_items):
+    evaluated = sample_items[:40]
+    model = RetrievalAnswerer(show_progress=False)
+    model.attach_retriever(sample_retriever)
+    model.prepare(evaluated)
+    _run(model, evaluated)
+    assert model.mode_used == "sample"
+    assert len(model.fitted.fitted_on) == len(sample_items) - 40
+    assert not {content_key(q) for q in evaluated} & model.calibration_keys
+    # a later batch holding items the fit saw is decided by the label-free rules, not by that fit
+    later = sample_items[100:110]
+    out = _run(model, later)
+    rules = model._rules()
+    assert [r.answer for r in out] == [rules.decide(f)[0] for f in model._features(later)]
+
+
+def test_crossfit_is_an_opt_in_that_never_fits_on_the_items_it_predicts(sample_retriever, sample_items):
+    model = RetrievalAnswerer(calibration="crossfit", folds=4, show_progress=False)
+    model.attach_retriever(sample_retriever)
+    model.prepare(sample_items)
+    out = _run(model, sample_items)
+    assert model.mode_used == "crossfit" and model.uses_eval_labels
+    assert all(r.meta["uses_eval_labels"] is True for r in out)
+    ids = {q.idx for q in sample_items}
+    assert set().union(*(r.predicted for r in model.fold_records)) == ids
+    for rec in model.fold_records:
+        assert not set(rec.fitted_on) & set(rec.predicted)
+    acc = _check_answers(sample_items, out)
     assert np.mean(acc[SINGLE]) > 0.45
     assert np.mean(acc[MULTI]) > 0.2
 
@@ -146,14 +192,14 @@ def test_separate_calibration_set_is_disjoint_from_evaluated_items(sample_retrie
                  {"A": "已经办理建筑工程用地批准手续", "B": "有满足施工需要的资金安排", "C": "已确定建筑施工企业",
                   "D": "施工单位负责人已婚"}, "ABC"),
     ]
-    model = RetrievalAnswerer(calibration="sample", show_progress=False)
+    model = RetrievalAnswerer(show_progress=False)
     model.attach_retriever(sample_retriever)
     out = _run(model, evaluated)  # no prepare(): decided batch by batch
     assert model.mode_used == "sample"
     assert model.fitted is not None and len(model.fitted.fitted_on) == len(sample_items)
     assert not {content_key(q) for q in evaluated} & model.calibration_keys
-    assert [r.meta["answer"] for r in out][0] in "ABCD"
-    assert out[1].meta["answer"] in JUDGE_ANSWERS and len(out[2].meta["answer"]) >= 2
+    assert [r.answer for r in out][0] in "ABCD"
+    assert out[1].answer in JUDGE_ANSWERS and len(out[2].answer) >= 2
     assert out[0].text.startswith("答案：") and "依据：" in out[0].text
 
 
@@ -161,7 +207,7 @@ def test_no_evidence_ablation_point_and_errors(sample_retriever, sample_items):
     model = RetrievalAnswerer(top_k=0, calibration="none", show_progress=False)
     model.attach_retriever(sample_retriever)
     out = _run(model, sample_items[:12])
-    assert len(out) == 12 and all(r.meta["answer"] for r in out)
+    assert len(out) == 12 and all(r.answer for r in out)
     assert all("未检索到相关条文" in r.text for r in out)
     from qualbench.errors import ConfigError
 
@@ -172,7 +218,7 @@ def test_no_evidence_ablation_point_and_errors(sample_retriever, sample_items):
 
 
 def test_beats_random_on_shared_exam_slice(tmp_path):
-    """A stratified slice of the real construction-safety bank over the 86 shared laws (crossfit)."""
+    """A stratified slice of the real construction-safety bank over the 86 shared laws (default: label-free)."""
     exam = SHARED / "exams" / "dev_construction_safety.json"
     if not exam.is_file() or not (SHARED / "corpora").is_dir():
         pytest.skip("../shared not present")
@@ -181,12 +227,13 @@ def test_beats_random_on_shared_exam_slice(tmp_path):
 
     items = load_dataset({"loader": "qualbench_json", "path": str(exam), "limit": 240}, seed=0)
     retriever = build_retriever({"kind": "bm25", "routing": "all", "top_k": 5}, SHARED / "corpora", tmp_path)
-    model = RetrievalAnswerer(calibration="crossfit", folds=4, show_progress=False)
+    model = RetrievalAnswerer(show_progress=False)
     model.attach_retriever(retriever)
     model.prepare(items)
+    assert model.mode_used == "sample" and not model.uses_eval_labels
     out = _run(model, items)
     acc: dict[str, list[bool]] = {}
     for q, r in zip(items, out):
-        acc.setdefault(q.question_type, []).append(r.meta["answer"] == q.answer)
+        acc.setdefault(q.question_type, []).append(r.answer == q.answer)
     assert np.mean(acc[SINGLE]) > 0.30  # random: 0.25
     assert np.mean(acc[MULTI]) > 0.10  # random: about 0.04

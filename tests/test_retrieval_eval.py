@@ -29,7 +29,7 @@ def test_recall_mrr_hit():
     assert M.reciprocal_rank(RESULTS, QRELS) == {"q1": 0.5, "q2": 1.0}
     assert M.reciprocal_rank(RESULTS, QRELS, k=1) == {"q1": 0.0, "q2": 1.0}
     ev = M.evaluate(RESULTS, QRELS, ks=(1, 2))
-    assert ev == {"recall": {"1": 0.5, "2": 0.75}, "mrr": 0.75, "n": 2}
+    assert ev == {"recall": {"1": 0.5, "2": 0.75}, "mrr": 0.75, "mrr_depth": 2, "n": 2}
     assert M.mean({}) is None
     # a query missing from results counts as a miss
     assert M.recall_at_k({}, {"q": {"a": 1}}, 5) == {"q": 0.0}
@@ -96,3 +96,71 @@ def test_task_through_the_app(tmp_path):
     assert m["law_recall"]["5"] > 0.5
     assert "| **all** |" in (run_dir / "report.md").read_text(encoding="utf-8")
     assert (run_dir / "retrieval.jsonl").stat().st_size > 0
+
+
+# ---- one definition of law recall@k: the laws of the first k passages ---------------------------------
+PASSAGES = {  # passage -> law; q1's ranking repeats law L1 before reaching L2
+    "p1": "L1", "p2": "L1", "p3": "L1", "p4": "L3", "p5": "L2", "p6": "L4", "p7": "L2",
+}
+P_RESULTS = {"q1": {f"p{i}": 10.0 - i for i in range(1, 8)}, "q2": {"p5": 2.0, "p1": 1.0}, "q3": {}}
+LAW_QRELS = {"q1": {"L2": 1}, "q2": {"L2": 1, "L1": 1}, "q3": {"L4": 1}}
+
+
+def _by_hand(k: int) -> dict[str, float]:
+    out = {}
+    for q, rels in LAW_QRELS.items():
+        seen = {PASSAGES[p] for p in list(P_RESULTS[q])[:k]}
+        out[q] = len(seen & set(rels)) / len(rels)
+    return out
+
+
+def test_law_recall_at_k_is_cut_at_k_passages_independently_of_other_ks():
+    label = PASSAGES.get
+    for k in (1, 3, 4, 5, 7):
+        assert M.label_recall_at_k(P_RESULTS, LAW_QRELS, label, k) == _by_hand(k)
+    # recall@5 does not depend on which other cut-offs are requested
+    only5 = M.evaluate_labels(P_RESULTS, LAW_QRELS, label, ks=[5])["recall"]["5"]
+    many = M.evaluate_labels(P_RESULTS, LAW_QRELS, label, ks=[1, 3, 5, 10, 20])["recall"]
+    assert only5 == many["5"] == pytest.approx((1 + 1 + 0) / 3)
+    assert [many[k] for k in ("1", "3", "5", "10", "20")] == sorted(many.values())  # monotone in k
+    # MRR@depth by passage rank: q1's first L2 passage is p5 (rank 5), q2's is rank 1, q3 has none
+    assert M.label_reciprocal_rank(P_RESULTS, LAW_QRELS, label, 10) == {"q1": 0.2, "q2": 1.0, "q3": 0.0}
+    assert M.label_reciprocal_rank(P_RESULTS, LAW_QRELS, label, 4) == {"q1": 0.0, "q2": 1.0, "q3": 0.0}
+
+
+def test_metrics_agree_with_trec_eval_conventions_of_ir_measures():
+    import ir_measures
+    from ir_measures import RR, Qrel, R, ScoredDoc
+
+    judged = {q: rels for q, rels in QRELS.items() if any(r > 0 for r in rels.values())}  # q3 left out, as BEIR does
+    qrels = [Qrel(q, d, r) for q, rels in judged.items() for d, r in rels.items()]
+    run = [ScoredDoc(q, d, s) for q, docs in RESULTS.items() for d, s in docs.items()]
+    agg = ir_measures.calc_aggregate([R @ 2, RR @ 2], qrels, run)
+    ev = M.evaluate(RESULTS, QRELS, ks=(2,), depth=2)
+    assert ev["recall"]["2"] == pytest.approx(agg[R @ 2]) and ev["mrr"] == pytest.approx(agg[RR @ 2])
+
+
+def test_too_few_cited_items_withhold_the_sweep_objective(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "qualbench", "experiment=retrieval_eval", "limit=12", "study.min_cited=50",
+         f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    assert m["n_cited"] == m["n_with_citation"] == 12 and m["objective_withheld"] and m["objective"] is None
+    assert m["law_recall"]["5"] is not None and m["mrr_depth"] == 10
+    assert "no sweep objective" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def test_gold_from_stem_masks_the_law_name_in_the_query():
+    from qualbench.retrieval_eval import gold_citations, query_text
+
+    q = Question(idx="s1", question_type=JUDGE, domain="消防", stem="根据《中华人民共和国消防法》第十条，单位应当履行消防安全职责。",
+                 options={}, answer="正确", explanation="")
+    resolver = TitleResolver({"中华人民共和国消防法"})
+    assert gold_citations([q], resolver)["s1"] == []  # no explanation: nothing cited
+    (cite,) = gold_citations([q], resolver, "stem")["s1"]
+    assert cite.title == "中华人民共和国消防法" and cite.article_num == 10
+    masked = query_text(q, "stem")
+    assert "消防法" not in masked and "《》第十条" in masked and query_text(q) == q.text
+    with pytest.raises(Exception, match="gold_from"):
+        evaluate_items([q], None, resolver, gold_from="title")

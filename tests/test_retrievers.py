@@ -122,7 +122,7 @@ def test_tokenizers_are_sub_clause():
 
 
 def test_dense_and_hybrid(corpus, cache):
-    dense = build_retriever({"kind": "dense", "embedder": SMALL_LSA}, corpus, cache)
+    dense = build_retriever({"kind": "dense", "embedder": SMALL_LSA, "routing": "oracle"}, corpus, cache)
     res = dense.search_batch(QUERIES, GOLD, k=3)
     for g, docs in zip(GOLD, res):
         _check_docs(docs, 3)

@@ -118,3 +118,102 @@ def test_random_baseline_is_seeded_and_uniform():
     answers = {RandomModel(s).answer(Request(q, [])) for s in range(400)}
     assert len(answers) == 15  # every non-empty subset of 4 options shows up
     assert RandomModel(3).answer(Request(q, [])) == RandomModel(3).answer(Request(q, []))
+
+
+def test_each_prediction_line_is_a_per_sample_log(tmp_path):
+    """As lm-eval's --log_samples: the rendered messages, the RAG passage ids and the settings hash per line."""
+    from qualbench.runner import settings_hash
+
+    runs = []
+    for name, cache in (("a", tmp_path / "cache1"), ("b", tmp_path / "cache2")):
+        proc = _run_app("model=random", "prompt=rag", "limit=6", f"retriever.cache_dir={cache}",
+                        f"hydra.run.dir={tmp_path / name}", "run.plots=false", "run.n_boot=10")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(list(read_predictions(tmp_path / name / "predictions.jsonl")))
+    a, b = runs
+    assert len(a) == 6
+    for row in a:
+        user = row["messages"][-1]["content"]
+        assert row["messages"][-1]["role"] == "user" and user
+        assert len(row["passage_ids"]) == 5 and all(row["passage_ids"])  # retriever.top_k passages
+        assert row["settings_hash"] and len(row["settings_hash"]) == 16
+    # where the index is cached does not change what was asked; the prompt does
+    assert {r["settings_hash"] for r in a} == {r["settings_hash"] for r in b}
+    cfg = {"model": {"seed": 0}, "prompt": {"name": "rag"}, "retriever": {"top_k": 5, "cache_dir": "x"}}
+    assert settings_hash(cfg, True) == settings_hash({**cfg, "retriever": {"top_k": 5, "cache_dir": "y"}}, True)
+    assert settings_hash(cfg, True) != settings_hash({**cfg, "retriever": {"top_k": 3}}, True)
+    assert settings_hash(cfg, False) != settings_hash({**cfg, "prompt": {"name": "cot"}}, False)
+
+
+def test_default_experiment_writes_rule_label_mark_and_references(tmp_path):
+    """The default experiment (retrieval answerer on the bundled sample): exam-score rule, label mark and
+    reference rows in metrics.json, checked against values computed here from the items themselves."""
+    from collections import Counter
+
+    out = tmp_path / "default"
+    r = _run_app(f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["uses_eval_labels"] is False  # calibration=sample: fitted on the bundled set minus evaluated items
+    rule = m["exam_score_rule"]
+    assert rule["multi_partial"] == "none" and rule["points"] == {"单选题": 1.0, "多选题": 2.0, "判断题": 1.0}
+    lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    pts = {"单选题": 1.0, "多选题": 2.0, "判断题": 1.0}
+    assert m["exam_points_max"] == sum(pts[x["question_type"]] for x in lines)
+    assert m["exam_points"] == sum(pts[x["question_type"]] * x["correct"] for x in lines)  # none: exact or 0
+    assert m["exam_score"] == pytest.approx(m["exam_points"] / m["exam_points_max"])
+    # references, recomputed from the evaluated items
+    items = load_dataset({"loader": "sample", "name": "sample"})
+    chance, gold = {}, {}
+    for q in items:
+        n = len(q.options)
+        chance.setdefault(q.question_type, []).append(
+            {"单选题": 1 / max(n, 1), "多选题": 1 / (2**n - 1) if n else 0, "判断题": 0.5}[q.question_type])
+        gold.setdefault(q.question_type, []).append(q.answer)
+    refs = m["references"]
+    assert refs["chance"]["reads_labels"] is False and refs["majority"]["reads_labels"] is True
+    for t in chance:
+        assert refs["chance"]["by_type"][t]["accuracy"] == pytest.approx(sum(chance[t]) / len(chance[t]))
+        answer, count = Counter(gold[t]).most_common(1)[0]
+        assert refs["majority"]["by_type"][t]["accuracy"] == pytest.approx(count / len(gold[t]))
+        assert refs["majority"]["by_type"][t]["n"] == m["by_type"][t]["n"]
+    assert refs["chance"]["accuracy"] == pytest.approx(sum(map(sum, chance.values())) / len(items))
+    # the flags agree with the numbers
+    for t, v in m["by_type"].items():
+        for name in ("chance", "majority"):
+            below = v["accuracy"] < refs[name]["by_type"][t]["accuracy"]
+            assert (name in m["below_reference"]["by_type"].get(t, [])) == below
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "### Reference rows" in report and "| exam score rule | multi_partial=none;" in report
+    assert "| uses eval labels | no |" in report
+
+
+def test_label_mark_and_scoring_overrides(small_json, tmp_path):
+    out = tmp_path / "crossfit"
+    r = _run_app("model.calibration=crossfit", "model.folds=2", f"hydra.run.dir={out}", "run.plots=false")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["uses_eval_labels"] is True
+    assert "**YES: this model read the evaluated items' labels**" in (out / "report.md").read_text(encoding="utf-8")
+    # a stated rule: half credit, 多选题 worth 4 points; recorded, and applied to every prediction line
+    out = tmp_path / "half"
+    r = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}",
+                 "scoring.multi_partial=half", "scoring.points.multi=4", "run.plots=false")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert m["uses_eval_labels"] is False
+    assert m["exam_score_rule"]["multi_partial"] == "half"
+    assert m["exam_score_rule"]["points"] == {"单选题": 1.0, "多选题": 4.0, "判断题": 1.0}
+    lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    pts = {"单选题": 1.0, "多选题": 4.0, "判断题": 1.0}
+    for x in lines:
+        subset = x["question_type"] == "多选题" and x["prediction"] and set(x["prediction"]) < set(x["answer"])
+        assert x["exam_score"] == (1.0 if x["correct"] else 0.5 if subset else 0.0)
+    assert any(x["exam_score"] == 0.5 for x in lines)  # this seed draws 少选 answers, so half credit is used
+    assert m["exam_points"] == pytest.approx(sum(pts[x["question_type"]] * x["exam_score"] for x in lines))
+    # typos and bad points stop the run with one line, no traceback
+    bad = _run_app("model=random", f"hydra.run.dir={tmp_path / 'bad'}", "scoring.multi_partial=halff")
+    assert bad.returncode != 0 and "Invalid value 'halff'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _run_app("model=random", f"hydra.run.dir={tmp_path / 'bad2'}", "scoring.points.multi=0")
+    assert bad.returncode == 2 and "points must be a positive number" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -30,8 +30,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from qualbench.analysis.runs import RunInfo, assign_labels, load_runs
+from qualbench.analysis.runs import RunInfo, load_runs
 from qualbench.analysis.stats import bootstrap_mean_ci, compare_groups, group_order
+from qualbench.answers import AnswerError, canonical_answer, canonical_type, guess_type
 from qualbench.errors import ConfigError, DataError
 from qualbench.records import JUDGE, MULTI, QUESTION_TYPES
 
@@ -48,12 +49,10 @@ MULTI_STRATEGY = (
 LEAKY = "weighted_vote_in_sample (leaky)"
 
 
-def canon(label: Any) -> str:
-    """Canonical label: letters sorted and de-duplicated ("CA" → "AC"); 正确/错误 and "" unchanged."""
-    s = "" if label is None else str(label).strip()
-    if s and s.isascii() and s.isalpha():
-        return "".join(sorted(set(s.upper())))
-    return s
+def canon(label: Any, question_type: str | None = None) -> str:
+    """Canonical label (:func:`qualbench.answers.canonical_answer`): letters sorted and de-duplicated ("CA" → "AC"),
+    对/√ → 正确, "" for none or unreadable. Without ``question_type`` the type is guessed from the label."""
+    return canonical_answer(label, question_type or guess_type(label))
 
 
 # ---------------------------------------------------------------- votes (pure functions)
@@ -135,7 +134,9 @@ def build_table(runs: list[RunInfo]) -> CrowdTable:
     """Align the runs' predictions by idx (items missing in some run are left out and reported)."""
     if len(runs) < 2:
         raise ConfigError(f"the crowd study needs at least 2 runs, got {len(runs)}")
-    labels = assign_labels(runs)
+    from qualbench.report.labels import model_labels
+
+    labels = model_labels(runs)  # the models' own names (metrics.json "model"), settings where those collide
     maps = [r.correctness() for r in runs]
     ids_all = set().union(*map(set, maps))
     common = sorted(set.intersection(*map(set, maps)))
@@ -147,17 +148,24 @@ def build_table(runs: list[RunInfo]) -> CrowdTable:
     dom, typ, gold, lab_rows, cor = [], [], [], [], []
     for i in common:
         first = maps[0][i]
-        g = canon(first.get("answer"))
+        try:
+            qtype = canonical_type(first.get("question_type", ""))
+        except AnswerError as e:
+            raise DataError(f"{runs[0].path / 'predictions.jsonl'}: item {i}: {e}") from None
+        g = canon(first.get("answer"), qtype)
+        if not g:
+            raise DataError(f"{runs[0].path / 'predictions.jsonl'}: item {i} has no readable gold answer "
+                            f"{first.get('answer')!r} for a {qtype}")
         for r, m in zip(runs, maps):
-            if canon(m[i].get("answer")) != g:
+            if canon(m[i].get("answer"), qtype) != g:
                 raise DataError(
                     f"{r.path / 'predictions.jsonl'}: item {i} has gold answer {m[i].get('answer')!r} but "
                     f"{runs[0].path / 'predictions.jsonl'} has {first.get('answer')!r}: not the same dataset"
                 )
         dom.append(str(first.get("domain", "")))
-        typ.append(str(first.get("question_type", "")))
+        typ.append(qtype)
         gold.append(g)
-        lab_rows.append([canon(m[i].get("prediction")) if not m[i].get("skipped") else "" for m in maps])
+        lab_rows.append([canon(m[i].get("prediction"), qtype) if not m[i].get("skipped") else "" for m in maps])
         cor.append([float(bool(m[i].get("correct"))) for m in maps])
     return CrowdTable(common, dom, typ, gold, labels, lab_rows, np.array(cor), missing)
 

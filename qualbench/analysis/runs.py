@@ -169,8 +169,16 @@ def align(runs: list[RunInfo]) -> tuple[list[str], dict[str, list[str]]]:
     return sorted(common), {k: v for k, v in missing.items() if v}
 
 
-# Settings that do not change what is measured (bootstrap resamples, batch size, Hydra's own keys).
+# Settings that do not change what is measured (bootstrap resamples, batch size, Hydra's own keys and output
+# dirs), and leaf keys that only say where caches live and how loud a run is (as in runner.settings_hash).
 NOISE_PREFIXES = ("hydra", "run.", "experiment_name")
+WHERE_ONLY_KEYS = ("cache_dir", "cache_mode", "rebuild", "show_progress")
+
+
+def is_noise_key(key: str) -> bool:
+    """True for keys that never count as a differing setting (``run.n_boot``, ``hydra.sweep.dir``,
+    ``retriever.cache_dir``, ``model.show_progress`` ...)."""
+    return key.startswith(NOISE_PREFIXES) or key.rsplit(".", 1)[-1] in WHERE_ONLY_KEYS
 
 
 def _same(values: list[Any]) -> bool:
@@ -189,7 +197,7 @@ def varying_keys(runs: list[RunInfo]) -> list[str]:
     keys: list[str] = []
     for r in runs:
         keys += [k for k in r.overrides if k not in keys]
-    diff = [k for k in keys if not k.startswith(NOISE_PREFIXES) and not _same([r.value(k) for r in runs])]
+    diff = [k for k in keys if not is_noise_key(k) and not _same([r.value(k) for r in runs])]
     if diff:
         return diff
     all_keys: list[str] = []
@@ -199,7 +207,7 @@ def varying_keys(runs: list[RunInfo]) -> list[str]:
             if k not in seen:
                 seen.add(k)
                 all_keys.append(k)
-    diff = [k for k in all_keys if not k.startswith(NOISE_PREFIXES) and not _same([r.config.get(k) for r in runs])]
+    diff = [k for k in all_keys if not is_noise_key(k) and not _same([r.config.get(k) for r in runs])]
     groups = {k for k in diff if "." not in k}
     return [k for k in diff if k.split(".", 1)[0] not in groups or "." not in k]
 

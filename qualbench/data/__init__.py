@@ -28,8 +28,9 @@ def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
 def read_records(data_cfg: Any):
     loader = _cfg_get(data_cfg, "loader", "qualbench_json")
     path = _cfg_get(data_cfg, "path")
+    encoding = _cfg_get(data_cfg, "encoding")
     if loader == "sample":
-        return read_sample() if not path else read_any(path)
+        return read_sample() if not path else read_any(path, encoding)
     if loader not in LOADERS:
         raise ConfigError(f"unknown data.loader {loader!r}; choose one of {', '.join(LOADERS)}")
     if not path:
@@ -37,10 +38,8 @@ def read_records(data_cfg: Any):
     if loader == "hub":
         return read_hub(str(path), _cfg_get(data_cfg, "split", "train"))
     if loader == "jsonl":
-        return read_jsonl(path)
-    if loader == "qualbench_json":
-        return read_any(path)  # a JSON list, or JSONL by content, or a directory of them
-    return read_any(path)
+        return read_jsonl(path, encoding)
+    return read_any(path, encoding)  # a JSON list, or JSONL by content, or a directory of them
 
 
 def load_dataset_with_report(data_cfg: Any, seed: int | None = None) -> tuple[list[Question], CleaningReport]:

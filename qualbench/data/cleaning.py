@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from qualbench.data.loaders import RawRecord
-from qualbench.data.options import LETTERS, canonical_answer, normalize_type, parse_options
+from qualbench.answers import AnswerError, canonical_answer, canonical_type
+from qualbench.data.options import LETTERS, parse_options
 from qualbench.domains import UnknownDomainError, canonical_domain
 from qualbench.errors import DataError
 from qualbench.records import JUDGE, MULTI, SINGLE, Question
@@ -86,6 +87,8 @@ class _Bad(Exception):
 
 def to_question(raw: RawRecord) -> Question:
     """Canonicalise one raw record, or raise DataError naming its file and line."""
+    if raw.error:
+        raise DataError(f"{raw.source}: {raw.error}")
     try:
         return _to_question(raw)
     except _Bad as e:
@@ -97,9 +100,10 @@ def _to_question(raw: RawRecord) -> Question:
     missing = [f for f in REQUIRED if _get(rec, f) in (None, "")]
     if missing:
         raise _Bad(f"missing field: {', '.join(missing)}")
-    qtype = normalize_type(_get(rec, "question_type"))
-    if not qtype:
-        raise _Bad(f"unknown type: question_type={_get(rec, 'question_type')!r} (expected 单选题/多选题/判断题)")
+    try:
+        qtype = canonical_type(_get(rec, "question_type"))
+    except AnswerError:
+        raise _Bad(f"unknown type: question_type={_get(rec, 'question_type')!r} (expected 单选题/多选题/判断题)") from None
     try:
         domain = canonical_domain(str(_get(rec, "domain")))
     except UnknownDomainError as e:
@@ -112,6 +116,9 @@ def _to_question(raw: RawRecord) -> Question:
         if len(options) < 2:
             raise _Bad(f"no options: could not find option lines (A．…) in a {qtype}")
     answer = canonical_answer(_get(rec, "answer"), qtype)
+    several = canonical_answer(_get(rec, "answer"), MULTI) if not answer and qtype == SINGLE else ""
+    if several:  # a letter set is not a 单选题 answer (qualbench.answers)
+        raise _Bad(f"answer outside options: 单选题 with {len(several)} letters ({several!r})")
     if not answer:
         raise _Bad(f"answer outside options: unreadable answer {_get(rec, 'answer')!r} for a {qtype}")
     if qtype != JUDGE:
@@ -121,8 +128,6 @@ def _to_question(raw: RawRecord) -> Question:
                 f"answer outside options: answer {answer!r} has {''.join(outside)} but options are "
                 f"{''.join(options)}"
             )
-        if qtype == SINGLE and len(answer) != 1:
-            raise _Bad(f"answer outside options: 单选题 with {len(answer)} letters ({answer!r})")
     idx = _get(rec, "idx")
     qual = _get(rec, "qualification")
     extra = {k: v for k, v in rec.items() if k not in {a for v in FIELD_ALIASES.values() for a in v}}
@@ -156,6 +161,11 @@ def clean(
     seen_idx: dict[str, str] = {}
     for raw in records:
         report.n_read += 1
+        if raw.error:
+            if strict:
+                raise DataError(f"{raw.source}: {raw.error}")
+            report.drops.append(Drop(raw.source, "", raw.error))
+            continue
         try:
             q = _to_question(raw)
         except _Bad as e:

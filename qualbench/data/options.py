@@ -1,15 +1,15 @@
-"""Split an official question text into stem and options, and canonicalise answers."""
+"""Split an official question text into stem and options (answers: see :mod:`qualbench.answers`)."""
 
 from __future__ import annotations
 
 import re
 
-from qualbench.records import FALSE, JUDGE, MULTI, SINGLE, TRUE
+from qualbench import answers as _answers
 
 _FULLWIDTH = str.maketrans(
     "ＡＢＣＤＥＦＧＨＩＪａｂｃｄｅｆｇｈｉｊ", "ABCDEFGHIJABCDEFGHIJ"
 )
-LETTERS = "ABCDEFGHIJ"
+LETTERS = _answers.ANSWER_LETTERS  # "ABCDEFGHIJ"
 
 # An option marker at the start of a line: A．  A.  A、  A:  A：  A)  (A)  （A）  Ａ．
 _OPTION_LINE = re.compile(
@@ -67,35 +67,7 @@ def parse_options(question: str) -> tuple[str, dict[str, str]]:
     return question.strip(), {}
 
 
-_TRUE_WORDS = {"正确", "对", "√", "✓", "T", "TRUE", "是", "Y", "YES"}
-_FALSE_WORDS = {"错误", "错", "×", "✗", "X", "F", "FALSE", "否", "N", "NO", "不正确"}
-
-
-def canonical_answer(answer: object, question_type: str) -> str:
-    """Canonical answer: sorted unique letters for choice questions, 正确/错误 for 判断题; "" if unreadable."""
-    s = str(answer).strip().translate(_FULLWIDTH)
-    if question_type == JUDGE:
-        t = s.upper().rstrip("。.")
-        if t in _TRUE_WORDS:
-            return TRUE
-        if t in _FALSE_WORDS:
-            return FALSE
-        return ""
-    letters = re.sub(r"[\s,，、;；/]", "", s).upper()
-    if not letters or not all(c in LETTERS for c in letters):
-        return ""
-    return "".join(sorted(set(letters)))
-
-
-def normalize_type(value: object) -> str:
-    """Accept 单选题/单选/single/... and return the canonical type; "" if unknown."""
-    s = str(value).strip().lower()
-    table = {
-        SINGLE: ("单选题", "单选", "单项选择题", "single", "single_choice", "single-choice"),
-        MULTI: ("多选题", "多选", "多项选择题", "multi", "multiple", "multiple_choice", "multiple-choice"),
-        JUDGE: ("判断题", "判断", "是非题", "judge", "judgement", "judgment", "true_false", "true/false", "tf"),
-    }
-    for canon, names in table.items():
-        if s in names:
-            return canon
-    return ""
+# Answer and question-type canonicalisation lives in qualbench.answers; these names are re-exported because
+# qualbench.data exports them (``from qualbench.data import canonical_answer``).
+canonical_answer = _answers.canonical_answer
+normalize_type = _answers.canonical_type  # raises AnswerError for an unknown type

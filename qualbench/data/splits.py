@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
-from qualbench.data.options import normalize_type
+from qualbench.answers import AnswerError, canonical_type
 from qualbench.domains import canonical_domain
 from qualbench.errors import ConfigError
 from qualbench.records import Question
@@ -91,8 +91,9 @@ def filter_items(
     dset = {canonical_domain(d) for d in domains}
     tset = set()
     for t in types:
-        c = normalize_type(t)
-        if not c:
-            raise ConfigError(f"unknown question type {t!r} in data.types (use 单选题/多选题/判断题)")
+        try:
+            c = canonical_type(t)
+        except AnswerError:
+            raise ConfigError(f"unknown question type {t!r} in data.types (use 单选题/多选题/判断题)") from None
         tset.add(c)
     return [q for q in items if (not dset or q.domain in dset) and (not tset or q.question_type in tset)]

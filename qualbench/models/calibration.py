@@ -1,12 +1,15 @@
 """Fit the retrieval answerer's decision rules on labelled items, and cross-fit over folds.
 
-A ``Calibration`` holds: option-scoring weights (logistic regression over per-option evidence), the
-多选题 threshold τ on the item-normalised option score, and the 判断题 classifier and its threshold.
-Every fit sees only the items it is given; ``crossfit`` records which idx each fold trained and predicted on.
+A ``Calibration`` holds: option-scoring weights (conditional logit over per-option evidence), the 多选题
+threshold τ (an option is chosen unless its score lies more than τ standard deviations below the item's mean
+option score), and the 判断题 classifier and its threshold. Every fit sees only the items it is
+given; ``crossfit`` records which idx each fold trained and predicted on. Ties between option scores are broken
+by a random choice seeded by ``(seed, idx)``, never by position.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -19,6 +22,27 @@ from qualbench.records import FALSE, JUDGE, MULTI, SINGLE, TRUE
 log = logging.getLogger(__name__)
 
 MIN_FIT_ITEMS = 6  # fewer labelled items of a type than this: keep that type's defaults
+DEFAULT_MULTI_TAU = 0.8  # 多选题: drop options more than 0.8 SD below the item's mean option score
+TAU_GRID = np.round(np.arange(-0.5, 2.01, 0.1), 2)  # τ values tried when τ is fitted
+_TIE = 1e-9
+
+
+def tie_order(seed: int, idx: str, n: int) -> np.ndarray:
+    """A random permutation of range(n) fixed by (seed, idx): the tie-break rank of each option."""
+    h = int(hashlib.sha256(f"{seed}|{idx}".encode()).hexdigest()[:16], 16)
+    return np.random.default_rng(h).permutation(n)
+
+
+def ranked(scores: np.ndarray, seed: int, idx: str) -> np.ndarray:
+    """Option indices from best to worst; equal scores (within 1e-9) ordered by the seeded tie-break."""
+    s = np.round(np.asarray(scores, dtype=float) / _TIE) * _TIE
+    return np.lexsort((tie_order(seed, idx, len(s)), -s))
+
+
+def item_z(s: np.ndarray) -> np.ndarray:
+    """Option scores standardised within the item (all 0 when the options are indistinguishable)."""
+    sd = float(s.std())
+    return (s - s.mean()) / sd if sd > _TIE else np.zeros_like(s)
 
 
 @dataclass
@@ -26,8 +50,9 @@ class Calibration:
     """Decision parameters; the defaults (``calibration=none``) weigh all evidence features equally."""
 
     choice_coef: np.ndarray = field(default_factory=lambda: np.ones(len(CHOICE_FEATURES)))
-    multi_tau: float = 0.5
+    multi_tau: float = DEFAULT_MULTI_TAU
     min_multi: int = 2
+    seed: int = 0  # tie-break seed (with each item's idx)
     judge_coef: np.ndarray | None = None  # None: rule "supported and no wording mismatch → 正确"
     judge_intercept: float = 0.0
     judge_mean: np.ndarray | None = None
@@ -57,13 +82,16 @@ class Calibration:
             return (TRUE if p >= self.judge_threshold else FALSE), {"p_true": round(p, 4)}
         s = self.option_scores(f)
         scores = {l: round(float(v), 4) for l, v in zip(f.letters, s)}
-        if f.question_type == SINGLE or len(f.letters) <= self.min_multi:
-            pick = [f.letters[int(np.argmax(s))]] if f.question_type == SINGLE else list(f.letters)
-        else:
-            pick = [l for l, v in zip(f.letters, s) if v >= self.multi_tau]
+        order = ranked(s, self.seed, f.idx)
+        if f.question_type == SINGLE:
+            pick = [f.letters[order[0]]]
+        elif len(f.letters) <= self.min_multi:
+            pick = list(f.letters)
+        else:  # per option: keep it unless its evidence is well below the item's other options
+            z = item_z(s)
+            pick = [l for l, v in zip(f.letters, z) if v >= -self.multi_tau - _TIE]
             if len(pick) < self.min_multi:
-                order = np.argsort(-s, kind="stable")[: self.min_multi]
-                pick = [f.letters[i] for i in order]
+                pick = [f.letters[i] for i in order[: self.min_multi]]
         return "".join(sorted(pick)), scores
 
 
@@ -103,7 +131,7 @@ def _fit_tau(cal: Calibration, items: Sequence[ItemFeatures]) -> float | None:
     if len(multi) < MIN_FIT_ITEMS:
         return None
     best_tau, best_acc = None, -1.0
-    for tau in np.linspace(0.0, 1.0, 21):
+    for tau in TAU_GRID:
         cal.multi_tau = float(tau)
         acc = np.mean([cal.decide(f)[0] == f.answer for f in multi])
         if acc > best_acc + 1e-12:
@@ -134,17 +162,31 @@ def _fit_judge(cal: Calibration, items: Sequence[ItemFeatures]) -> None:
     cal.judge_threshold = best_t
 
 
-def fit_calibration(items: Sequence[ItemFeatures], min_multi: int = 2) -> Calibration:
-    """Fit every decision rule on ``items`` (types with too few items keep their defaults)."""
-    cal = Calibration(min_multi=min_multi, fitted_on=tuple(f.idx for f in items))
+def fit_calibration(
+    items: Sequence[ItemFeatures],
+    min_multi: int = 2,
+    seed: int = 0,
+    multi_tau: float | None = DEFAULT_MULTI_TAU,
+    fit_judge: bool = False,
+) -> Calibration:
+    """Fit the decision rules on ``items`` (types with too few items keep their defaults).
+
+    The option weights are always fitted; τ only when ``multi_tau`` is None (else it is that fixed value);
+    the 判断题 classifier only when ``fit_judge`` (else the fixed rule of ``Calibration.judge_prob``).
+    """
+    cal = Calibration(min_multi=min_multi, seed=seed, fitted_on=tuple(f.idx for f in items))
     choice = [f for f in items if f.question_type in (SINGLE, MULTI)]
     coef = _fit_choice(choice)
     if coef is not None:
         cal.choice_coef = coef
-    tau = _fit_tau(cal, items)
-    if tau is not None:
-        cal.multi_tau = tau
-    _fit_judge(cal, items)
+    if multi_tau is not None:
+        cal.multi_tau = float(multi_tau)
+    else:
+        tau = _fit_tau(cal, items)
+        if tau is not None:
+            cal.multi_tau = tau
+    if fit_judge:
+        _fit_judge(cal, items)
     return cal
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from qualbench.errors import ConfigError
-from qualbench.models.base import ModelError
+from qualbench.models.base import Model, ModelError
 from qualbench.models.hf_loglik import candidates, common_prefix_len, decide, left_pad, length_sorted_batches
 from qualbench.prompts.render import messages_to_text
 from qualbench.records import MULTI, QUESTION_TYPES, Request, Response
@@ -56,10 +56,21 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
-class HFModel:
-    """A Hugging Face causal LM backend (``mode: generate`` or ``mode: loglik``)."""
+def set_torch_threads(n: int) -> None:
+    """CPU threads for torch (``model.num_threads``): on a busy small machine fewer threads are often faster."""
+    import torch
 
-    needs_retriever = False
+    if n < 1:
+        raise ConfigError(f"model.num_threads must be >= 1 or null, got {n}")
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # only settable before the first parallel op; intra-op threads are what matter
+        pass
+
+
+class HFModel(Model):
+    """A Hugging Face causal LM backend (``mode: generate`` or ``mode: loglik``; loglik sets ``Response.answer``)."""
 
     def __init__(
         self,
@@ -84,6 +95,8 @@ class HFModel:
         prefix_cache: bool = True,
         judge_words: Sequence[str] = ("正确", "错误"),
         show_progress: bool = True,
+        num_threads: int | None = None,
+        _loaded: tuple[Any, Any] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"model.mode must be one of {MODES}, got {mode!r}")
@@ -97,6 +110,8 @@ class HFModel:
             raise ConfigError(f"model.judge_words must be two different words, got {list(judge_words)}")
         if batch_size < 1 or max_new_tokens < 1:
             raise ConfigError("model.batch_size and model.max_new_tokens must be >= 1")
+        if num_threads is not None:
+            set_torch_threads(int(num_threads))
         self.path = str(path)
         self.name = name or Path(self.path.rstrip("/")).name
         self.mode = mode
@@ -113,10 +128,13 @@ class HFModel:
         self.show_progress = show_progress
         if local_files_only is None:
             local_files_only = bool(os.environ.get("HF_HUB_OFFLINE"))
-        self.device = resolve_device(device)
-        self.tokenizer, self.model = self._load(
-            resolve_dtype(dtype, self.device), adapter, trust_remote_code, local_files_only
-        )
+        if _loaded is not None:  # see from_loaded: no loading, no moving, no copy
+            self.tokenizer, self.model = self._adopt(*_loaded)
+        else:
+            self.device = resolve_device(device)
+            self.tokenizer, self.model = self._load(
+                resolve_dtype(dtype, self.device), adapter, trust_remote_code, local_files_only
+            )
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.use_chat_template = chat_template == "auto" and bool(getattr(self.tokenizer, "chat_template", None))
         self.context = int(max_context or self._model_context())
@@ -125,7 +143,33 @@ class HFModel:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep_kw = "logits_to_keep" if "logits_to_keep" in params else None
 
+    @classmethod
+    def from_loaded(cls, model: Any, tokenizer: Any, name: str, **kwargs: Any) -> "HFModel":
+        """An HFModel over a model (e.g. a peft LoRA model being trained) and tokenizer already in memory.
+
+        The objects are used as they are (same device and dtype, weights shared, not copied), so later
+        changes to the weights show in the next ``generate``; the tokenizer gets left padding and a pad token.
+        ``kwargs`` are the constructor's generation settings (mode, batch_size, max_new_tokens, ...).
+        """
+        for k in ("path", "adapter", "dtype", "device", "trust_remote_code", "local_files_only"):
+            if k in kwargs:
+                raise TypeError(f"HFModel.from_loaded: {k!r} does not apply to an already-loaded model")
+        path = getattr(getattr(model, "config", None), "_name_or_path", "") or name
+        return cls(path, name=name, _loaded=(tokenizer, model), **kwargs)
+
     # ---------------------------------------------------------------- loading
+    def _adopt(self, tok: Any, model: Any):
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            if tok.eos_token_id is None:
+                raise ModelError(f"tokenizer of {self.path!r} has neither a pad nor an eos token")
+            tok.pad_token = tok.eos_token
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._base_config = base.config
+        self.device = str(next(model.parameters()).device)
+        model.eval()
+        return tok, model
+
     def _load(self, dtype: Any, adapter: str | None, trust_remote_code: bool, local_files_only: bool):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -394,6 +438,6 @@ class HFModel:
             ans = decide(item.question_type, scores[i], self.multi_threshold, self.multi_min)
             out[i] = Response(
                 text=f"{self.answer_prefix}{ans}", latency_s=latency[i], prompt_tokens=len(ctx_ids[i]),
-                completion_tokens=0, meta={"answer": ans, "scores": scores[i], "method": "loglik"},
+                completion_tokens=0, answer=ans, meta={"scores": scores[i], "method": "loglik"},
             )
         return out  # type: ignore[return-value]

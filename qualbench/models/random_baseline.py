@@ -6,13 +6,12 @@ import hashlib
 import itertools
 import random
 
+from qualbench.models.base import Model
 from qualbench.records import JUDGE, MULTI, Request, Response
 
 
-class RandomModel:
+class RandomModel(Model):
     """Answers at random, reproducibly: the same (seed, item) always gets the same answer."""
-
-    needs_retriever = False
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = int(seed)
@@ -39,5 +38,5 @@ class RandomModel:
         out = []
         for req in requests:
             a = self.answer(req)
-            out.append(Response(text=f"答案：{a}", latency_s=0.0, meta={"answer": a}))
+            out.append(Response(text=f"答案：{a}", latency_s=0.0, answer=a))
         return out

@@ -2,24 +2,38 @@
 
 Each option (stem + option text) and each 判断题 statement is searched in one batched call; evidence features
 (retriever score, lexical overlap with the passages, blank-filling fit, wording mismatches) are turned into a
-decision by a ``Calibration`` fitted on labelled items that never include the item being predicted:
+decision by a ``Calibration``. By default nothing is fitted on the labels of the evaluated file:
 
-- ``calibration=crossfit`` (default): K folds over the evaluated items; each fold is predicted by a fit on the others.
-- ``calibration=sample``: fit once on a separate calibration set (default: the bundled sample set). If the
-  evaluated items overlap it (evaluating the sample set itself), it switches to ``crossfit`` and logs it.
-- ``calibration=none``: fixed default weights and thresholds.
+- ``calibration=sample`` (default): the option weights are fitted once on a separate labelled set (the bundled
+  sample set, or ``calibration_data``). Evaluated items found in that set (by content) are left out of the fit;
+  if too few items remain, the fixed rules of ``none`` are used. Both cases are logged.
+- ``calibration=none``: fixed weights and rules, no labels at all.
+- ``calibration=crossfit`` (opt-in): K folds over the evaluated items, each predicted by a fit on the others.
+  80% of the evaluated file's labels shape every prediction, so such runs carry ``uses_eval_labels: true``.
+
+多选题: an option is chosen unless its score is more than ``multi_tau`` SD below the item's mean (fixed 0.8 by
+default; ``multi_tau: null`` fits it). 判断题: a fixed rule unless ``fit_judge``. Ties are broken by a random
+choice seeded by ``(seed, idx)``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 
 from qualbench.errors import ConfigError
-from qualbench.models.calibration import Calibration, FoldRecord, crossfit, fit_calibration
+from qualbench.models.base import Model
+from qualbench.models.calibration import (
+    DEFAULT_MULTI_TAU,
+    MIN_FIT_ITEMS,
+    Calibration,
+    FoldRecord,
+    crossfit,
+    fit_calibration,
+)
 from qualbench.models.evidence import ItemFeatures, collect_features
 from qualbench.records import JUDGE, Question, Request, Response
 
@@ -34,11 +48,13 @@ class RetrievalModelConfig:
     _target_: str = "qualbench.models.retrieval.RetrievalAnswerer"
     name: str = "retrieval"
     top_k: Optional[int] = None  # passages per query; None: the retriever's top_k; 0: no evidence at all
-    calibration: str = "crossfit"  # crossfit | sample | none
+    calibration: str = "sample"  # sample | none | crossfit (fits on the evaluated file's labels: opt-in only)
     calibration_data: Optional[dict[str, Any]] = None  # a data config for calibration; None: the bundled sample
     folds: int = 5  # crossfit folds
     min_multi: int = 2  # 多选题: always select at least this many options
-    seed: int = 0
+    multi_tau: Optional[float] = DEFAULT_MULTI_TAU  # 多选题 cut in item SDs below the mean; None: fitted
+    fit_judge: bool = False  # 判断题: fit the classifier on the calibration labels (False: the fixed rule)
+    seed: int = 0  # tie-break seed (with each item's idx); also the crossfit folds
     show_progress: bool = True
 
 
@@ -59,21 +75,26 @@ class Decision:
     fold: int | None = None
 
 
-class RetrievalAnswerer:
+_DEFAULTS = RetrievalModelConfig()  # the one place for each default
+
+
+class RetrievalAnswerer(Model):
     """Answers from retrieval evidence alone (see the module docstring). Needs a retriever attached."""
 
     needs_retriever = True
 
     def __init__(
         self,
-        name: str = "retrieval",
-        top_k: int | None = None,
-        calibration: str = "sample",
-        calibration_data: dict[str, Any] | None = None,
-        folds: int = 5,
-        min_multi: int = 2,
-        seed: int = 0,
-        show_progress: bool = True,
+        name: str = _DEFAULTS.name,
+        top_k: int | None = _DEFAULTS.top_k,
+        calibration: str = _DEFAULTS.calibration,
+        calibration_data: dict[str, Any] | None = _DEFAULTS.calibration_data,
+        folds: int = _DEFAULTS.folds,
+        min_multi: int = _DEFAULTS.min_multi,
+        multi_tau: float | None = _DEFAULTS.multi_tau,
+        fit_judge: bool = _DEFAULTS.fit_judge,
+        seed: int = _DEFAULTS.seed,
+        show_progress: bool = _DEFAULTS.show_progress,
     ) -> None:
         if calibration not in CALIBRATION_MODES:
             raise ConfigError(f"model.calibration={calibration!r}; choose one of {', '.join(CALIBRATION_MODES)}")
@@ -85,7 +106,9 @@ class RetrievalAnswerer:
         self.calibration_data = dict(calibration_data) if calibration_data else None
         self.folds = folds
         self.min_multi = min_multi
-        self.seed = seed
+        self.multi_tau = None if multi_tau is None else float(multi_tau)
+        self.fit_judge = bool(fit_judge)
+        self.seed = int(seed)
         self.show_progress = show_progress
         self.retriever: Any = None
         self._decisions: dict[str, Decision] = {}
@@ -96,6 +119,18 @@ class RetrievalAnswerer:
         self.fitted: Calibration | None = None
         self._cal_items: list[Question] | None = None
 
+    @property
+    def uses_eval_labels(self) -> bool:
+        """True only for ``calibration=crossfit``: predictions then depend on the evaluated file's labels."""
+        return self.calibration == "crossfit"
+
+    def _fit(self, feats: Sequence[ItemFeatures]) -> Calibration:
+        return fit_calibration(feats, self.min_multi, self.seed, self.multi_tau, self.fit_judge)
+
+    def _rules(self) -> Calibration:
+        tau = DEFAULT_MULTI_TAU if self.multi_tau is None else self.multi_tau
+        return Calibration(multi_tau=tau, min_multi=self.min_multi, seed=self.seed)
+
     # ---- retriever ----------------------------------------------------------------------------------
     def attach_retriever(self, retriever: Any) -> None:
         if retriever is None:
@@ -103,6 +138,7 @@ class RetrievalAnswerer:
         self.retriever = retriever
         self._decisions.clear()
         self.fitted = None
+        self.mode_used = None
 
     @property
     def k(self) -> int:
@@ -132,34 +168,41 @@ class RetrievalAnswerer:
         if not items:
             return
         mode = self.calibration
-        cal_items: list[Question] = []
-        if mode == "sample":
-            cal_items = self._cal_items if self._cal_items is not None else self.calibration_items()
-            self._cal_items = cal_items
-            overlap = {content_key(q) for q in items} & {content_key(q) for q in cal_items}
-            if overlap:
-                log.warning(
-                    "model=retrieval: %d evaluated items are in the calibration set; switching to "
-                    "calibration=crossfit (%d folds) so no item is predicted by a fit that saw it",
-                    len(overlap), self.folds,
-                )
-                mode = "crossfit"
-        self.mode_used = mode
         feats = self._features(items)
-        if mode == "none":
-            cal = Calibration(min_multi=self.min_multi)
-            for q, f in zip(items, feats):
-                self._store(q, f, cal)
-        elif mode == "sample":
-            if self.fitted is None:  # fitted once per retriever, reused by every later batch
-                cal_feats = self._features(cal_items)
-                self.calibration_keys = {content_key(q) for q in cal_items}
-                self.fitted = fit_calibration(cal_feats, self.min_multi)
-                log.info("model=retrieval: calibrated on %d items of the calibration set", len(cal_items))
-            for q, f in zip(items, feats):
-                self._store(q, f, self.fitted)
-        else:
+        if mode == "sample":  # fitted once per retriever, reused by every later batch
+            mode = self.mode_used if self.mode_used is not None else self._fit_sample(items)
+        self.mode_used = mode
+        if mode == "crossfit":
             self._crossfit(items, feats)
+            return
+        rules = self._rules()
+        cal = rules if mode == "none" else self.fitted
+        seen = [q.idx for q in items if mode == "sample" and content_key(q) in self.calibration_keys]
+        if seen:  # a later batch holds items the fit saw: decide them without labels
+            log.warning("model=retrieval: %d items of this batch were in the calibration fit; deciding them "
+                        "with the label-free rules", len(seen))
+        for q, f in zip(items, feats):
+            self._store(q, f, rules if q.idx in seen else cal)
+
+    def _fit_sample(self, items: Sequence[Question]) -> str:
+        """Fit on the calibration set minus any evaluated item; ``none`` when too little of it is left."""
+        cal_items = self._cal_items if self._cal_items is not None else self.calibration_items()
+        self._cal_items = cal_items
+        evaluated = {content_key(q) for q in items}
+        disjoint = [q for q in cal_items if content_key(q) not in evaluated]
+        if len(disjoint) < len(cal_items):
+            log.warning(
+                "model=retrieval: %d of %d calibration items are evaluated items; fitting on the other %d "
+                "(never on the evaluated file's labels)", len(cal_items) - len(disjoint), len(cal_items), len(disjoint),
+            )
+        if len(disjoint) < MIN_FIT_ITEMS:
+            log.warning("model=retrieval: too few calibration items left (%d); using the label-free rules of "
+                        "calibration=none", len(disjoint))
+            return "none"
+        self.calibration_keys = {content_key(q) for q in disjoint}
+        self.fitted = self._fit(self._features(disjoint))
+        log.info("model=retrieval: calibrated on %d items of the calibration set", len(disjoint))
+        return "sample"
 
     def _crossfit(self, items: list[Question], feats: list[ItemFeatures]) -> None:
         from qualbench.data import kfold
@@ -167,16 +210,17 @@ class RetrievalAnswerer:
         k = min(self.folds, len(items))
         if k < 2:
             log.warning("model=retrieval: 1 item cannot be cross-fitted; using default decisions")
-            self._store(items[0], feats[0], Calibration(min_multi=self.min_multi))
+            self._store(items[0], feats[0], self._rules())
             return
         folds = [[q.idx for q in fold] for fold in kfold(items, k, self.seed)]
-        decisions, records = crossfit(feats, folds, lambda tr: fit_calibration(tr, self.min_multi))
+        decisions, records = crossfit(feats, folds, self._fit)
         self.fold_records.extend(records)
         fold_of = {idx: r.fold for r in records for idx in r.predicted}
         for q, f in zip(items, feats):
             answer, scores = decisions[q.idx]
             self._decisions[q.idx] = Decision(answer, scores, f.evidence, fold_of[q.idx])
-        log.info("model=retrieval: cross-fitted %d items over %d folds", len(items), k)
+        log.warning("model=retrieval: calibration=crossfit fits on the evaluated file's labels (%d items, %d "
+                    "folds); the run is marked uses_eval_labels", len(items), k)
 
     def _store(self, q: Question, f: ItemFeatures, cal: Calibration) -> None:
         answer, scores = cal.decide(f)
@@ -196,7 +240,9 @@ class RetrievalAnswerer:
         d = self._decisions[item.idx]
         return Response(
             text=render_answer(item, d),
-            meta={"answer": d.answer, "scores": d.scores, "calibration": self.mode_used, "fold": d.fold},
+            answer=d.answer,
+            meta={"scores": d.scores, "calibration": self.mode_used, "fold": d.fold,
+                  "uses_eval_labels": self.uses_eval_labels},
         )
 
 

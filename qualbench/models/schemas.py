@@ -34,6 +34,7 @@ class HFModelConfig:
     prefix_cache: bool = True  # loglik: run a batch's shared prompt prefix once and reuse its KV cache
     judge_words: list[str] = field(default_factory=lambda: ["正确", "错误"])  # loglik 判断题 continuations
     show_progress: bool = True
+    num_threads: Optional[int] = None  # torch CPU threads (null: torch's default = all cores); 1-2 on busy machines
 
 
 @dataclass
@@ -53,6 +54,7 @@ class OpenAIModelConfig:
     max_tokens: int = 256
     extra_body: dict[str, Any] = field(default_factory=dict)
     on_overflow: str = "skip"  # skip | error, when the server rejects the prompt as too long
+    max_empty_share: float = 0.05  # warn (a backend problem) when more completions than this come back empty
     show_progress: bool = True
 
 

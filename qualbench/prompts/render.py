@@ -6,7 +6,7 @@ Prompts are data (``conf/prompt/*.yaml``); this module only assembles them. Ques
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from qualbench.records import JUDGE, MULTI, SINGLE, Question
 
@@ -44,6 +44,8 @@ class PromptConfig:
     system: str = "你是一名熟悉中国法律法规和行业规范的考试答题助手。"
     persona: str = ""  # expert persona prepended to the user turn
     one_shot: bool = False
+    num_fewshot: int = 0  # k demonstrations per item drawn from fewshot_data (never the evaluated items)
+    fewshot_data: Any = None  # a data config for the pool; None: the bundled sample set
     chain_of_thought: bool = False
     cot_instruction: str = "请先逐步分析每个选项所依据的法规或规范，再给出最终答案。"
     direct_instruction: str = "请直接给出答案，不需要解释。"
@@ -94,32 +96,37 @@ def _user_turn(item: Question, cfg: PromptConfig, context: str) -> str:
     return "\n\n".join(parts)
 
 
+def _demo_exchange(item: Question, stem_text: str, answer_text: str, cfg: PromptConfig) -> list[dict[str, str]]:
+    """One worked example as a user turn (same instructions as the real question) and the assistant's answer."""
+    user = "\n\n".join(
+        p
+        for p in (
+            cfg.persona,
+            ANSWER_FORMATS[item.question_type],
+            cfg.cot_instruction if cfg.chain_of_thought else cfg.direct_instruction,
+            "题目：\n" + stem_text,
+        )
+        if p
+    )
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": answer_text}]
+
+
 def render_messages(
-    item: Question, cfg: PromptConfig, passages: Sequence[Any] | None = None
+    item: Question, cfg: PromptConfig, passages: Sequence[Any] | None = None, demos: Sequence[Question] = ()
 ) -> list[dict[str, str]]:
-    """Chat messages for one item: system, optional one-shot exchange, then the question."""
+    """Chat messages for one item: system, optional one-shot or k-shot exchanges, then the question."""
     messages: list[dict[str, str]] = []
     if cfg.system:
         messages.append({"role": "system", "content": cfg.system})
     if cfg.one_shot:
         demo_q, demo_a = DEMONSTRATIONS[item.question_type]
-        demo_item = Question(
-            idx="demo", question_type=item.question_type, domain=item.domain, stem=demo_q,
-            options={}, answer="",
-        )
-        demo_user = "\n\n".join(
-            p
-            for p in (
-                cfg.persona,
-                ANSWER_FORMATS[item.question_type],
-                cfg.cot_instruction if cfg.chain_of_thought else cfg.direct_instruction,
-                "题目：\n" + demo_item.stem,
-            )
-            if p
-        )
         answer = demo_a if cfg.chain_of_thought else demo_a.splitlines()[-1]
-        messages.append({"role": "user", "content": demo_user})
-        messages.append({"role": "assistant", "content": answer})
+        messages.extend(_demo_exchange(item, demo_q, answer, cfg))
+    for d in demos:
+        answer = f"答案：{d.answer}"
+        if cfg.chain_of_thought and d.explanation.strip():
+            answer = f"{d.explanation.strip()}\n{answer}"
+        messages.extend(_demo_exchange(d, format_question(d), answer, cfg))
     context = ""
     if cfg.rag and passages:
         context = format_passages(passages, cfg.rag_token_budget, cfg.rag_header)

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import yaml
 
 from qualbench.analysis.compare import compare_runs, pair_with_baseline, parse_selector
-from qualbench.analysis.runs import RunInfo, assign_labels, find_run_dirs, load_run
+from qualbench.analysis.runs import RunInfo, find_run_dirs, load_run
 from qualbench.errors import QualBenchError
-from qualbench.report import plots
+from qualbench.report import jobs, plots
+from qualbench.report import seeds as seedmod
 from qualbench.report.html import Page, img_html, markdown_html, table_html
+from qualbench.report.labels import prepare_runs, run_labels
 from qualbench.report.leaderboard import (
     comparison_group_table,
     comparison_table,
@@ -31,6 +34,12 @@ from qualbench.report.leaderboard import (
 log = logging.getLogger("qualbench.report")
 
 STUDY_FILES = ("crowd.md", "contamination.md")
+REFERENCE_NOTE = ("Rows whose run starts with `reference:` are not models: `chance` is the expected accuracy of a "
+                  "uniform random answer (单选题 1/n options, 多选题 1/(2^n−1) over non-empty subsets, 判断题 1/2); "
+                  "`majority` answers every item with its type's most common gold answer among the evaluated items "
+                  "and so reads the labels. `uses_eval_labels` is YES for runs whose model read the evaluated "
+                  "items' labels (and for the majority row); `below_reference` names the references a run's "
+                  "accuracy is below (point estimates).")
 MAX_BAR_RUNS = 12  # the per-domain bar chart shows the best runs only; the heatmap shows all
 
 
@@ -137,6 +146,46 @@ def find_studies(paths: Sequence[Path]) -> list[Path]:
     return out
 
 
+def study_title(path: Path) -> str:
+    """"Study: contamination — random(seed=0) on QualBench.json (DIR)", "Study: crowd — 3 models: a, b, c (DIR)":
+    the models come from the study's own outputs (contamination: original/metrics.json; crowd: crowd.json)."""
+    what = ""
+    try:
+        if path.stem == "contamination":
+            sub = next((path.parent / v for v in ("original", "shuffled") if (path.parent / v / "metrics.json").exists()),
+                       None)
+            if sub is not None:
+                m = json.loads((sub / "metrics.json").read_text(encoding="utf-8"))
+                data = ""
+                hcfg = path.parent / ".hydra" / "config.yaml"  # the study's data, not the original.json it wrote
+                if hcfg.exists():
+                    d = (yaml.safe_load(hcfg.read_text(encoding="utf-8")) or {}).get("data") or {}
+                    data = Path(str(d.get("path"))).name if d.get("path") else str(d.get("name") or "")
+                what = f"{m.get('model') or 'model'}" + (f" on {data}" if data else "")
+        elif path.stem == "crowd" and (path.parent / "crowd.json").exists():
+            workers = list((json.loads((path.parent / "crowd.json").read_text(encoding="utf-8")).get("workers") or {}))
+            if workers:
+                what = f"{len(workers)} models: " + ", ".join(map(str, workers))
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):  # a damaged study output still gets its section
+        what = ""
+    return f"Study: {path.stem}" + (f" — {what}" if what else "") + f" ({path.parent})"
+
+
+def exam_rules_text(runs: Sequence[RunInfo]) -> str:
+    """"Exam score rule: multi_partial=none; points 单选题 1, 多选题 2, 判断题 1" (one line per distinct rule)."""
+    seen: list[str] = []
+    for r in runs:
+        rule = r.metrics.get("exam_score_rule")
+        if isinstance(rule, dict):
+            pts = ", ".join(f"{t} {v:g}" for t, v in (rule.get("points") or {}).items())
+            text = f"multi_partial={rule.get('multi_partial')}; points {pts}"
+            if text not in seen:
+                seen.append(text)
+    if not seen:
+        return ""
+    return ("Exam score rule: " if len(seen) == 1 else "Exam score rules (they differ across runs): ") + " | ".join(seen)
+
+
 def build_report(
     paths: Sequence[str | Path],
     out: str | Path,
@@ -151,26 +200,43 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d) for d in find_run_dirs(paths)]
     studies = find_studies(paths)
-    if not runs and not studies:
+    problems = jobs.problem_jobs(paths)  # failed / missing sweep jobs (qualbench.report.jobs)
+    if not runs and not studies and not problems:
         raise QualBenchError(f"no run directories (metrics.json) or study outputs under {', '.join(map(str, paths))}")
-    assign_labels(runs)
+    prepare_runs(runs)  # contamination sub-runs get their study's settings
+    run_labels(runs)  # differing settings as displayed (data file names; no cache/hydra/run.* keys)
     log.info("report: %d run(s), %d study file(s)", len(runs), len(studies))
     page = Page(title)
     md = [f"# {title}", ""]
     files: dict[str, Any] = {"runs": [str(r.path) for r in runs]}
 
     if runs:
-        lb = leaderboard(runs)
+        st = seedmod.seed_tables(runs)
+        groups = seedmod.group_of(runs) if st else None
+        lb = leaderboard(runs, groups=groups)
         lb.to_csv(out / "leaderboard.csv")
         (out / "leaderboard.md").write_text(lb.to_markdown(), encoding="utf-8")
-        md += [f"## Leaderboard ({len(runs)} runs; accuracy in %)", "", lb.to_markdown()]
+        rules = exam_rules_text(runs)
+        if st:
+            st_csv, st_disp = st
+            st_csv.to_csv(out / "leaderboard_seeds.csv")
+            (out / "leaderboard_seeds.md").write_text(st_disp.to_markdown(), encoding="utf-8")
+            n_groups = sum(k != "seed" for k in st_disp.row_kinds)
+            title_s = f"Leaderboard over seeds ({n_groups} settings, {len(runs)} runs; accuracy and exam score in %)"
+            md += [f"## {title_s}", "", seedmod.SEED_NOTE, ""] + ([rules, ""] if rules else []) + [st_disp.to_markdown()]
+            page.section(title_s, page.note(seedmod.SEED_NOTE), *([page.note(rules)] if rules else []),
+                         table_html(st_disp, "leaderboard-seeds"))
+            files["seed_groups"] = [r[0] for r, k in zip(st_csv.rows, st_csv.row_kinds) if k != "seed"]
+        md += [f"## Leaderboard ({len(runs)} runs; accuracy and exam score in %)", "", REFERENCE_NOTE, ""]
+        md += ([rules, ""] if rules else []) + [lb.to_markdown()]
         page.section(f"Leaderboard ({len(runs)} runs)",
                      page.note("Columns: the config values that differ across runs, then accuracy (%), its 95% CI, "
-                               "macro accuracy over domains, exam score, items."),
+                               "macro accuracy over domains, exam score (% of the points), items. " + REFERENCE_NOTE),
+                     *([page.note(rules)] if rules else []),
                      table_html(lb, "leaderboard"))
         for kind, name in (("by_domain", "Accuracy per domain (%)"), ("by_type", "Accuracy per question type (%)")):
-            t = group_table(runs, kind)
-            if len(t.header) > 1:
+            t = group_table(runs, kind, references=True)
+            if len(t.header) > 3:
                 t.to_csv(out / f"{kind}.csv")
                 (out / f"{kind}.md").write_text(t.to_markdown(), encoding="utf-8")
                 md += [f"## {name}", "", t.to_markdown()]
@@ -216,11 +282,13 @@ def build_report(
                      "<h3>Per domain</h3>", table_html(cd), "<h3>Per type</h3>", table_html(cty))
         files["comparisons"] = comps
 
+    jobs.add_to_report(problems, md, page, files)
     for s in studies:
         text = s.read_text(encoding="utf-8")
         imgs = [img_html(p, p.stem) for p in sorted(s.parent.glob(f"{s.stem}*.png"))]
-        page.section(f"Study: {s.stem} ({s.parent})", markdown_html(text), *imgs)
-        md += [f"## Study: {s.stem} ({s.parent})", "", text]
+        head = study_title(s)
+        page.section(head, markdown_html(text), *imgs)
+        md += [f"## {head}", "", text]
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     page.write(out / "report.html")
     files["html"] = str(out / "report.html")
@@ -249,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qualbench-report: error: {e}", file=sys.stderr)
         return 2
     print(f"{len(files['runs'])} run(s) → {out}/report.html, leaderboard.md/.csv, by_domain/by_type tables, plots")
+    for line in jobs.summary_lines(files.get("jobs") or []):
+        print(line)
     return 0
 
 

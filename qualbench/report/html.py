@@ -21,17 +21,23 @@ th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
 h2{border-bottom:1px solid #ddd;padding-bottom:0.2em;margin-top:2em}
 p.note{color:#555;font-size:13px}
+tr.reference td{background:#f4f4f4;font-style:italic;color:#444}
+tr.labels td{background:#fff1d6}
+tr.group td{font-weight:600;border-top:2px solid #999}
+tr.seed td{color:#444}tr.seed td:first-child{padding-left:2em}
 """
 
 
-def _head(h: str) -> str:
-    """A header cell; Chinese domain/type names get their English slug below (readable without CJK fonts)."""
+def _head(h: str, base: str | None = None) -> str:
+    """A header cell; Chinese domain/type names (``base``: the name without its unit, e.g. ``消防`` of ``消防 %``)
+    get their English slug below (readable without CJK fonts)."""
     cell = html.escape(h)
-    if not h.isascii():
-        slug = TYPE_SLUGS.get(h)
+    base = h if base is None else base
+    if not base.isascii():
+        slug = TYPE_SLUGS.get(base)
         if slug is None:
             try:
-                slug = get_domain(h).slug
+                slug = get_domain(base).slug
             except ValueError:
                 slug = None
         if slug:
@@ -39,10 +45,25 @@ def _head(h: str) -> str:
     return f"<th>{cell}</th>"
 
 
+def _tr(kind: str) -> str:
+    """Row markup: reference rows and rows of models that read the evaluated labels get their own class."""
+    if kind == "reference":
+        return '<tr class="reference" title="reference row computed from the evaluated items, not a model">'
+    if kind == "labels":
+        return '<tr class="labels" title="this model read the evaluated items\' labels">'
+    if kind == "group":
+        return '<tr class="group" title="mean ± sample sd over the seeds listed below">'
+    if kind == "seed":
+        return '<tr class="seed" title="one seed of the group above">'
+    return "<tr>"
+
+
 def table_html(table: Table, cls: str = "") -> str:
-    head = "".join(_head(h) for h in table.header)
+    head = "".join(_head(d, h) for d, h in zip(table.display_header(), table.header))
+    kinds = table.row_kinds or [""] * len(table.rows)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.formatted()
+        _tr(k) + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for k, row in zip(kinds, table.formatted())
     )
     c = f' class="{cls}"' if cls else ""
     return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -56,6 +56,11 @@ def _setup() -> None:
         plt.rcParams["axes.unicode_minus"] = False
 
 
+def setup_fonts() -> None:
+    """Use the CJK font (when one is installed) in figures drawn outside this module (federation/plots.py)."""
+    _setup()
+
+
 def label(text: str) -> str:
     """Axis label for a domain/type/config value: kept as is with a CJK font, else an ASCII spelling."""
     text = str(text)
