@@ -45,8 +45,21 @@ def client_id(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
+def actor_threads(num_cpus_per_client: float) -> int:
+    """torch threads for one client process: its CPU reservation (``federation.num_cpus_per_client``), at least 1.
+
+    torch's default (every core in every actor) oversubscribes a small machine when several actors run at once.
+    """
+    return max(1, int(num_cpus_per_client))
+
+
 def _model(spec: RunSpec):
     """(peft model, HFModel over it) for this process; the base model is loaded once."""
+    import torch
+
+    n = actor_threads(spec.fed.num_cpus_per_client)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
     model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
     return model, eval_model(model, tok, name=f"client:{spec.fed.strategy}",
                              max_new_tokens=spec.fed.eval_max_new_tokens, batch_size=spec.fed.eval_batch_size)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import enum
 import importlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = Path(__file__).resolve().parent / "resources" / "sample"
+from qualbench.paths import PROJECT_ROOT, SAMPLE_DIR, project_root  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -107,10 +105,6 @@ SCHEMA_MODULES: list[str] = [
     "qualbench.models.retrieval",
     "qualbench.models.replay",
 ]
-
-
-def project_root() -> str:
-    return str(PROJECT_ROOT)
 
 
 def register_configs() -> None:

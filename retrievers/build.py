@@ -26,7 +26,7 @@ def to_retriever_config(cfg: Any) -> RetrieverConfig:
     """Accept a RetrieverConfig, a dict or a DictConfig (validated against the schema)."""
     if isinstance(cfg, RetrieverConfig):
         return cfg
-    from qualbench.config import project_root
+    from qualbench.paths import project_root
 
     if not OmegaConf.has_resolver("qb_root"):
         OmegaConf.register_new_resolver("qb_root", project_root)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from qualbench.config import PROJECT_ROOT
+from qualbench.paths import PROJECT_ROOT
 from qualbench.errors import ConfigError, QualBenchError
 
 log = logging.getLogger(__name__)

@@ -161,3 +161,25 @@ def test_heldout_split_is_written_and_overlap_with_training_data_is_refused(fed_
         check_adapter_overlap(sample, adapter)
     assert check_adapter_overlap(sample, adapter, allow=True) > 0
     assert check_adapter_overlap(sample, str(run_dir / "nowhere" / "x")) == 0  # not a federated run: no check
+
+
+def test_report_over_a_real_federated_run_lists_it_and_draws_its_curve(fed_run, tmp_path):
+    """The shared scorer's outputs (predictions.jsonl, metrics.json) and history.json feed qualbench-report."""
+    from qualbench.report.cli import build_report
+
+    run_dir, _, hist = fed_run
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["task"] == "federated" and metrics["n"] == hist["rounds"][-1]["test"]["n"]
+    n_pred = len((run_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines())
+    assert n_pred == metrics["n"]
+    files = build_report([run_dir], tmp_path / "report", n_boot=20)
+    assert files["runs"] == [str(run_dir)]
+    assert "federated_loss.png" in {Path(p).name for p in files["plots"]}
+    board = (tmp_path / "report" / "leaderboard.md").read_text(encoding="utf-8")
+    assert f"{100 * metrics['accuracy']:.1f}" in board
+
+
+def test_client_actors_run_torch_with_their_cpu_reservation():
+    from federation.client_app import actor_threads
+
+    assert [actor_threads(c) for c in (0.5, 1, 1.0, 2, 3.7)] == [1, 1, 1, 2, 3]

@@ -66,3 +66,21 @@ def test_joblib_sweep_runs_and_shares_one_index(tmp_path):
     assert logs.count("built index") == 1, logs[-3000:]
     index_dirs = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(index_dirs) == 1, index_dirs
+
+
+def test_two_job_sweep_runs_on_submitit_local(tmp_path):
+    """`hydra/launcher=submitit_local` (the SLURM launcher's local twin) runs each job in its own process."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher",
+                        reason="hydra-submitit-launcher not installed (extra `sweepers`; the `test` extra includes it)")
+    root = Path(__file__).resolve().parents[1]
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "qualbench", "-m", "hydra/launcher=submitit_local", "task=eval", "model=random",
+           "data=sample", "limit=8", "seed=0,1", "run.plots=false", "run.n_boot=20",
+           "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seeds = {json.loads((sweep / str(n) / "metrics.json").read_text(encoding="utf-8"))["config"]["seed"]
+             for n in range(2)}
+    assert seeds == {0, 1}
+    assert list((sweep / ".submitit").glob("*/*_log.out"))  # submitit's own per-job logs

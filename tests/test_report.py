@@ -245,3 +245,27 @@ def test_reference_rows_per_data_set_when_runs_differ(tmp_path):
     labels = [r[lb.header.index("uses_eval_labels")] for r, k in zip(lb.rows, lb.row_kinds) if k == "model"]
     assert labels == [None, None]  # metrics.json without the field: unknown, shown as —
     assert "—" in lb.formatted()[lb.row_kinds.index("model")][lb.header.index("uses_eval_labels")]
+
+
+def test_seeds_are_aggregated_to_mean_and_sd_with_per_seed_rows(tmp_path):
+    import statistics
+
+    items = rf.make_items(40)
+    accs: dict[int, list[float]] = {3: [], 5: []}
+    for k, p in ((3, 0.4), (5, 0.7)):
+        for seed in (0, 1, 2):
+            cfg = rf.base_config(seed=seed, retriever__top_k=k)
+            d = rf.write_run(tmp_path / "runs" / f"k{k}_s{seed}", rf.simulate(items, p, seed=10 * k + seed),
+                             [f"retriever.top_k={k}", f"seed={seed}"], cfg)
+            accs[k].append(json.loads((d / "metrics.json").read_text(encoding="utf-8"))["accuracy"])
+    build_report([tmp_path / "runs"], tmp_path / "out", n_boot=20)
+    with open(tmp_path / "out" / "leaderboard_seeds.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    groups = [r for r in rows if r["row_kind"] == "group"]
+    assert len(groups) == 2 and len([r for r in rows if r["row_kind"] == "seed"]) == 6
+    got = sorted((float(g["accuracy_mean"]), float(g["accuracy_sd"]), int(g["n_seeds"])) for g in groups)
+    want = sorted((statistics.mean(a), statistics.stdev(a), 3) for a in accs.values())
+    for (m, sd, n), (wm, wsd, wn) in zip(got, want):
+        assert m == pytest.approx(wm, abs=1e-4) and sd == pytest.approx(wsd, abs=1e-4) and n == wn
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Leaderboard over seeds" in md and "±" in md

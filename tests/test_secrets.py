@@ -208,6 +208,8 @@ def test_end_to_end_run_dir_holds_no_secret(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["n_empty_completions"] == 1 and metrics["config"]["model"]["api_key_env"] == "QB_CANARY_KEY"
     assert "1 of 5 completions (20.0%)" in log_text and "backend problem" in log_text
+    # quiet logs: no per-request httpx/httpcore INFO lines (one per completion before), warnings still shown
+    assert "HTTP Request:" not in log_text + proc.stderr and "httpcore" not in log_text
 
 
 def test_end_to_end_multirun_sweep_dir_holds_no_secret(tmp_path):
