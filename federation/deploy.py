@@ -153,6 +153,16 @@ def _tree(roots: Iterable[psutil.Process]) -> dict[int, psutil.Process]:
     return found
 
 
+def _signal_groups(procs: Iterable[subprocess.Popen], sig: int) -> None:
+    """Send ``sig`` to the process group of every started process that is still running."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def _signal_all(procs: Iterable[psutil.Process], sig: int) -> None:
     for p in procs:
         try:
@@ -280,12 +290,7 @@ class LocalDeployment(AbstractContextManager):
         self._remember()
         live = [p for p in self._known.values() if p.is_running()]
         # flwr run first, SuperNodes next, the SuperLink last (it tells its own SuperExec to stop)
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        _signal_groups(reversed(self.procs), signal.SIGTERM)
         _signal_all(live, signal.SIGTERM)
         end = time.monotonic() + self.settings.grace
         while time.monotonic() < end:
@@ -297,12 +302,7 @@ class LocalDeployment(AbstractContextManager):
                 break
             time.sleep(0.1)
         if live:
-            for proc in self.procs:
-                if proc.poll() is None:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
+            _signal_groups(self.procs, signal.SIGKILL)
             _signal_all(live, signal.SIGKILL)
             psutil.wait_procs(live, timeout=5)
         for proc in self.procs:
