@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def protect_outputs(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(PROJECT_ROOT / "conf"), config_name="config")
 def _main(cfg: DictConfig) -> float | None:
-    from qualbench.errors import QualBenchError
-    from qualbench.report.jobs import mark_completed, mark_failed, mark_running
+    from qualbench.errors import QualBenchError, ResumeRefused
+    from qualbench.report.jobs import job_files, mark_completed, mark_failed, mark_running, restore_job_files
     from qualbench.runlock import RunDirLocked, run_dir_lock
     from qualbench.tasks import get_task
 
@@ -51,13 +52,19 @@ def _main(cfg: DictConfig) -> float | None:
            "overrides": [redact_text(o) for o in hc.overrides.task]}
     try:
         with run_dir_lock(run_dir):  # one run per directory; refused at once, touching nothing, if held
+            before = job_files(run_dir)
             mark_running(run_dir, job)
             try:
                 metrics = get_task(cfg.task)(cfg, run_dir)
+            except ResumeRefused:
+                restore_job_files(run_dir, before)  # the earlier run's status stands: this one never started
+                raise
             except Exception as e:  # noqa: BLE001 - recorded for the sweep summary and the report, then handled
                 line = mark_failed(run_dir, job, e, _job_config(cfg))
                 if not isinstance(e, QualBenchError):
-                    raise  # a bug: Hydra shows the traceback
+                    line = config_error_line(e)  # a missing or ill-typed value: a config mistake, one line
+                    if line is None:
+                        raise  # a bug: the traceback is shown
                 raise QualBenchError(line) from None
             mark_completed(run_dir, job)
     except QualBenchError as e:  # a clear message, no traceback, for bad input / broken servers / a busy dir
@@ -103,7 +110,38 @@ def main() -> None:
     except UsageError as e:
         print(f"qualbench: error: {e}", file=sys.stderr)
         sys.exit(2)
-    _main()
+    user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises; config mistakes become one line below, bugs keep tracebacks
+    try:
+        _main()
+    except Exception as e:
+        line = config_error_line(e)
+        if line is None or user_full_error:
+            raise
+        print(f"qualbench: error: {redact_text(line)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def config_error_line(e: BaseException) -> str | None:
+    """One line for a config mistake (unknown key, wrong type, missing value, bad override); None for a bug."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    if not isinstance(e, (HydraException, OmegaConfBaseException)):
+        return None
+    parts: list[str] = []
+    for err in (e, e.__cause__):
+        if err is None:
+            continue
+        for text in str(err).splitlines():
+            text = text.strip()
+            if text and not text.startswith(("full_key:", "object_type=", "reference_type=")) and text not in parts:
+                parts.append(text)
+    if isinstance(e, MissingMandatoryValue) or isinstance(e.__cause__, MissingMandatoryValue):
+        key = getattr(e, "full_key", None) or getattr(e.__cause__, "full_key", None)
+        if key:
+            parts.append(f"set it on the command line: {key}=...")
+    return "; ".join(parts) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -11,3 +11,7 @@ class DataError(QualBenchError):
 
 class ConfigError(QualBenchError):
     """The composed config asks for something impossible."""
+
+
+class ResumeRefused(ConfigError):
+    """The run directory holds predictions made under another config; nothing in it was changed."""

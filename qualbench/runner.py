@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from qualbench.data import load_dataset, load_dataset_with_report
-from qualbench.errors import ConfigError
+from qualbench.errors import ConfigError, ResumeRefused
 from qualbench.answers import canonical_answer
 from qualbench.models.base import Model, ModelError
 from qualbench.predictions import PredictionWriter, read_predictions
@@ -197,21 +197,34 @@ def _check_resume(run_dir: Path, current: dict[str, Any]) -> None:
     if not preds.exists() or preds.stat().st_size == 0:
         return
     if not state.exists():
-        raise ConfigError(f"{run_dir} holds predictions.jsonl but no run_state.json, so the config that made them "
+        raise ResumeRefused(f"{run_dir} holds predictions.jsonl but no run_state.json, so the config that made them "
                           "is unknown; use a new hydra.run.dir or delete predictions.jsonl")
     try:
         previous = json.loads(state.read_text(encoding="utf-8")).get("resume_keys", {})
     except (ValueError, AttributeError) as e:
-        raise ConfigError(f"{state}: unreadable ({e}); use a new hydra.run.dir or delete predictions.jsonl") from None
+        raise ResumeRefused(f"{state}: unreadable ({e}); use a new hydra.run.dir or delete predictions.jsonl") from None
     older = [k for k in current if k not in previous]
     if older:
         log.warning("%s predates the resume check of %s: not compared", state, ", ".join(older))
     changed = [k for k in current if k in previous and _strip_where(previous[k]) != current[k]]
     if changed:
-        raise ConfigError(
+        raise ResumeRefused(
             f"{run_dir} holds predictions from a different config (changed: {', '.join(changed)}); "
             "use a new hydra.run.dir or delete predictions.jsonl"
         )
+
+
+def no_items_message(data_cfg: Any, report: Any) -> str:
+    """Why nothing is left to evaluate: which file, how many records were read and kept, the first drop reasons."""
+    where = data_cfg.get("path") or data_cfg.get("name") or "the data"
+    if report.n_kept:
+        return (f"no items to evaluate in {where}: {report.n_kept} of {report.n_read} record(s) kept, none left after "
+                "data.domains / data.types / data.eval_split / limit")
+    if not report.n_read:
+        return f"no items to evaluate: {where} holds no records"
+    first = report.drops[0] if report.drops else None
+    detail = f"; first: {first.source}: {first.reason}" if first else ""
+    return f"no items to evaluate in {where}: {report.summary()}{detail} (see dropped.csv)"
 
 
 def _write_resume_state(run_dir: Path, current: dict[str, Any]) -> None:
@@ -409,7 +422,7 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     items, report = load_dataset_with_report(data_config(cfg), seed=cfg.get("seed", 0))
     report.write(run_dir)
     if not items:
-        raise ConfigError("no items to evaluate after loading and filtering (check data.path, domains, types)")
+        raise ConfigError(no_items_message(cfg.data, report))
     from qualbench.overlap import check_adapter_overlap  # a federated adapter is not scored on its training data
 
     check_adapter_overlap(items, cfg.model.get("adapter"), bool(cfg.data.get("allow_train_overlap", False)))

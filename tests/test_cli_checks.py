@@ -54,3 +54,28 @@ def test_help_lists_groups_without_schemas(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "experiment" in proc.stdout and "rag_ablation" in proc.stdout and "examples:" in proc.stdout
     assert "base_random" not in proc.stdout and "base_hf" not in proc.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["model.temprature=0.1"], "temprature"),                  # a key that does not exist
+    (["limit=abc"], "limit=abc"),                              # a value of the wrong type
+    (["seed=[1"], "[1"),                                       # an override that does not parse
+    (["model=openai", "model.base_url=http://127.0.0.1:9/v1"], "model.name"),  # a mandatory value left out
+])
+def test_config_mistakes_are_one_line_without_traceback(tmp_path, args, needle):
+    proc = _qualbench(*args, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("qualbench: error:")]
+    assert len(errors) == 1 and needle in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "HYDRA_FULL_ERROR" not in proc.stderr
+
+
+def test_a_file_with_no_usable_record_is_named_with_the_reason(tmp_path):
+    bank = tmp_path / "bank.json"
+    bank.write_text('[{"idx": 1, "question_type": "问答题", "domain": "消防", "question": "q\\nA．a\\nB．b", '
+                    '"answer": "A"}]', encoding="utf-8")
+    proc = _qualbench("model=random", "data=qualbench_json", f"data.path={bank}", f"hydra.run.dir={tmp_path}/run",
+                      "run.plots=false", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("qualbench: error:")]
+    assert str(bank) in line and "问答题" in line and "dropped.csv" in line

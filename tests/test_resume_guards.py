@@ -18,7 +18,8 @@ from qualbench.runner import _check_resume
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CORPUS = REPO / "corpora" / "sample"
-KEPT = ("config.yaml", "cleaning_report.json", "dropped.csv", "run_state.json", "predictions.jsonl", "metrics.json")
+KEPT = ("config.yaml", "cleaning_report.json", "dropped.csv", "run_state.json", "predictions.jsonl", "metrics.json",
+        "status.json")  # a refused resume never started: the earlier run's status stands (and no failure.json)
 
 
 def _run(*overrides: str) -> subprocess.CompletedProcess:
@@ -65,6 +66,7 @@ def test_changed_seed_is_refused_and_the_run_dir_is_left_byte_identical(data_wit
     r3 = _run(*_base(data_with_a_drop, run), "seed=0", "data.types=['单选题']")
     assert r3.returncode == 2 and "changed: data" in r3.stderr
     assert _digests(run) == before
+    assert not (run / "failure.json").exists()
     assert len(_rows(run)) == 10
 
 

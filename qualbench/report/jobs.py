@@ -44,6 +44,20 @@ def one_line(err: BaseException) -> str:
     return redact_text(text)
 
 
+def job_files(run_dir: Path) -> dict[str, bytes | None]:
+    """The bytes of status.json and failure.json (None where absent), to put back with restore_job_files."""
+    return {name: (run_dir / name).read_bytes() if (run_dir / name).is_file() else None
+            for name in (STATUS_FILE, FAILURE_FILE)}
+
+
+def restore_job_files(run_dir: Path, saved: dict[str, bytes | None]) -> None:
+    for name, data in saved.items():
+        if data is None:
+            (run_dir / name).unlink(missing_ok=True)
+        else:
+            (run_dir / name).write_bytes(data)
+
+
 def mark_running(run_dir: Path, job: dict[str, Any]) -> None:
     """At job start: a stale failure.json from an earlier attempt no longer applies."""
     (run_dir / FAILURE_FILE).unlink(missing_ok=True)
