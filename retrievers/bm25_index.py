@@ -73,8 +73,11 @@ class BM25Index:
 
     def search(self, queries: list[str], allowed: list[frozenset[str] | None], k: int) -> list[Hits]:
         """Top-k chunks per query among the allowed domains (None = all); chunks scoring 0 are dropped."""
-        out: list[Hits] = [[] for _ in queries]
-        tokens = [self._query_tokens(q) for q in queries]
+        return self.search_tokens([self._query_tokens(q) for q in queries], allowed, k)
+
+    def search_tokens(self, tokens: list[list[str]], allowed: list[frozenset[str] | None], k: int) -> list[Hits]:
+        """``search`` on tokenised queries (tokens outside the vocabulary already removed)."""
+        out: list[Hits] = [[] for _ in tokens]
         groups: dict[frozenset[str] | None, list[int]] = {}
         for i, a in enumerate(allowed):
             groups.setdefault(a, []).append(i)

@@ -18,7 +18,7 @@ from retrievers.schema import RetrieverConfig
 from retrievers.store import DEFAULT_CACHE, load_or_build
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 2  # bump when the on-disk layout or chunking code changes meaning (2: no pickle, sha256s)
+FORMAT_VERSION = 3  # bump when the on-disk layout or chunking code changes meaning (2: no pickle, sha256s; 3: one FAISS index)
 KINDS = ("bm25", "dense", "hybrid")
 
 

@@ -1,8 +1,8 @@
-"""One FAISS index per domain over L2-normalised chunk embeddings (inner product = cosine).
+"""One FAISS index over L2-normalised chunk embeddings (inner product = cosine); domain filters are ID selectors.
 
-On disk (no pickle): ``<domain>.faiss`` (FAISS's own format), ``<domain>.positions.npy`` and ``centroids.npy``
-(read with ``allow_pickle=False``), ``dense_meta.json`` and, for a fitted embedder, ``embedder/`` (its own
-JSON + ``.npy`` files).
+On disk (no pickle): ``index.faiss`` (FAISS's own format), ``centroids.npy`` (read with ``allow_pickle=False``),
+``dense_meta.json`` (each chunk's domain, the domain names, the index kind built) and, for a fitted embedder,
+``embedder/`` (its own JSON + ``.npy`` files).
 """
 
 from __future__ import annotations
@@ -82,14 +82,16 @@ def set_search_params(index: Any, params: IndexParams) -> None:
 
 
 class DenseIndex:
-    """Per-domain FAISS indices; ``positions[d]`` maps a domain index's row to the chunk position."""
+    """One FAISS index over every chunk (row = chunk position); a domain filter is an ID selector inside the
+    same search, so routing=all is one FAISS call and a filtered batch one call per distinct domain set."""
 
-    def __init__(self, embedder: Any, indices: dict[str, Any], positions: dict[str, np.ndarray],
-                 centroids: np.ndarray, centroid_names: list[str], built_kinds: dict[str, str]):
+    def __init__(self, embedder: Any, index: Any, chunk_domains: np.ndarray, centroids: np.ndarray,
+                 centroid_names: list[str], built_kind: str, params: IndexParams):
         self.embedder = embedder
-        self.indices, self.positions = indices, positions
+        self.index, self.domains = index, np.asarray(chunk_domains)
         self.centroids, self.centroid_names = centroids, centroid_names
-        self.built_kinds = built_kinds
+        self.built_kind, self.params = built_kind, params
+        self._filters: dict[frozenset[str], Any] = {}
 
     @classmethod
     def build(cls, chunks: list[Chunk], embedder: Any, params: IndexParams) -> "DenseIndex":
@@ -100,29 +102,25 @@ class DenseIndex:
             embedder.fit(texts)
         vectors = np.ascontiguousarray(_as_array(embedder, texts), dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        domains = np.asarray([c.metadata["domain"] for c in chunks])
-        indices, positions, kinds = {}, {}, {}
-        for dom in sorted(set(domains.tolist())):
-            pos = np.flatnonzero(domains == dom).astype(np.int64)
-            indices[dom], kinds[dom] = make_faiss_index(vectors[pos], params, dom)
-            positions[dom] = pos
-        centroids, names = CentroidRouter.centroids_of(vectors, domains.tolist())
-        return cls(embedder, indices, positions, centroids, names, kinds)
+        domains = [c.metadata["domain"] for c in chunks]
+        index, kind = make_faiss_index(vectors, params, "the corpus")
+        centroids, names = CentroidRouter.centroids_of(vectors, domains)
+        return cls(embedder, index, np.asarray(domains), centroids, names, kind, params)
 
     def summary(self) -> dict[str, Any]:
-        return {"dim": int(self.centroids.shape[1]), "per_domain": {
-            d: {"n": int(len(p)), "index": self.built_kinds[d]} for d, p in self.positions.items()}}
+        names, counts = np.unique(self.domains, return_counts=True)
+        return {"dim": int(self.centroids.shape[1]), "index": self.built_kind, "n": int(len(self.domains)),
+                "per_domain": {str(d): int(n) for d, n in zip(names, counts)}}
 
     def save(self, directory: Path) -> None:
         import faiss
 
         directory.mkdir(parents=True, exist_ok=True)
-        for dom, index in self.indices.items():
-            faiss.write_index(index, str(directory / f"{dom}.faiss"))
-            np.save(directory / f"{dom}.positions.npy", self.positions[dom], allow_pickle=False)
+        faiss.write_index(self.index, str(directory / "index.faiss"))
         np.save(directory / "centroids.npy", self.centroids, allow_pickle=False)
         (directory / "dense_meta.json").write_text(json.dumps(
-            {"domains": self.centroid_names, "built_kinds": self.built_kinds}))
+            {"domains": self.centroid_names, "built_kind": self.built_kind, "chunk_domains": self.domains.tolist()},
+            ensure_ascii=False), encoding="utf-8")
         if getattr(self.embedder, "needs_fit", False):
             self.embedder.save(directory / "embedder")
 
@@ -130,17 +128,14 @@ class DenseIndex:
     def load(cls, directory: Path, embedder: Any, params: IndexParams) -> "DenseIndex":
         import faiss
 
-        meta = json.loads((directory / "dense_meta.json").read_text())
+        meta = json.loads((directory / "dense_meta.json").read_text(encoding="utf-8"))
         if getattr(embedder, "needs_fit", False):
             embedder.load(directory / "embedder")
-        indices, positions = {}, {}
-        for dom in meta["domains"]:
-            indices[dom] = faiss.read_index(str(directory / f"{dom}.faiss"))
-            set_search_params(indices[dom], params)
-            positions[dom] = np.load(directory / f"{dom}.positions.npy", allow_pickle=False)
-        return cls(embedder, indices, positions, np.load(directory / "centroids.npy", allow_pickle=False),
-                   meta["domains"],
-                   meta["built_kinds"])
+        index = faiss.read_index(str(directory / "index.faiss"))
+        set_search_params(index, params)
+        return cls(embedder, index, np.asarray(meta["chunk_domains"]),
+                   np.load(directory / "centroids.npy", allow_pickle=False), meta["domains"], meta["built_kind"],
+                   params)
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         if hasattr(self.embedder, "embed_queries"):
@@ -150,18 +145,47 @@ class DenseIndex:
         return np.ascontiguousarray(q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12))
 
     def search(self, queries: list[str], allowed: list[frozenset[str] | None], k: int) -> list[Hits]:
-        """Top-k per query over its allowed domains (None = all, merged by inner product)."""
-        qv = self.embed_queries(queries)
-        out: list[Hits] = [[] for _ in queries]
-        for dom, index in self.indices.items():
-            rows = [i for i, a in enumerate(allowed) if a is None or dom in a]
-            if not rows or index.ntotal == 0:
-                continue
-            scores, ids = index.search(qv[rows], min(k, index.ntotal))
-            pos = self.positions[dom]
-            for r, i in enumerate(rows):
-                out[i].extend((int(pos[j]), float(s)) for j, s in zip(ids[r], scores[r]) if j >= 0)
-        return [sorted(h, key=lambda x: (-x[1], x[0]))[:k] for h in out]
+        """Top-k per query over its allowed domains (None = all)."""
+        return self.search_vectors(self.embed_queries(queries), allowed, k)
+
+    def search_vectors(self, qv: np.ndarray, allowed: list[frozenset[str] | None], k: int) -> list[Hits]:
+        """``search`` on L2-normalised query vectors: one FAISS call per distinct allowed set."""
+        out: list[Hits] = [[] for _ in range(len(qv))]
+        k = min(k, self.index.ntotal)
+        if k <= 0:
+            return out
+        groups: dict[frozenset[str] | None, list[int]] = {}
+        for i, a in enumerate(allowed):
+            groups.setdefault(a, []).append(i)
+        for dom, rows in groups.items():
+            params = None if dom is None else self._filter(dom)
+            if params is False:
+                continue  # no chunk in these domains
+            q = qv if len(rows) == len(qv) else qv[rows]
+            scores, ids = self.index.search(q, k, params=params)
+            for i, id_row, score_row in zip(rows, ids.tolist(), scores.tolist()):
+                out[i] = [(j, s) for j, s in zip(id_row, score_row) if j >= 0]
+        return out
+
+    def _filter(self, domains: frozenset[str]) -> Any:
+        """FAISS search parameters that keep only the chunks of ``domains`` (False when there are none)."""
+        if domains not in self._filters:
+            import faiss
+
+            ids = np.flatnonzero(np.isin(self.domains, list(domains))).astype(np.int64)
+            if not len(ids):
+                self._filters[domains] = False
+            else:
+                sel = faiss.IDSelectorBatch(ids)
+                if isinstance(self.index, faiss.IndexHNSW):
+                    params = faiss.SearchParametersHNSW(sel=sel, efSearch=self.params.hnsw_ef_search)
+                elif isinstance(self.index, faiss.IndexIVF):
+                    params = faiss.SearchParametersIVF(sel=sel, nprobe=self.params.ivf_nprobe)
+                else:
+                    params = faiss.SearchParameters(sel=sel)
+                params._keep = (sel, ids)  # the SWIG object does not own the selector
+                self._filters[domains] = params
+        return self._filters[domains]
 
 
 def _as_array(embedder: Any, texts: list[str]) -> np.ndarray:

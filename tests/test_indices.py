@@ -42,6 +42,50 @@ def test_faiss_flat_hnsw_ivf_against_numpy():
     assert kind == "ivf" and np.array_equal(ivf.search(queries, 10)[1], exact)
 
 
+class _Fixed:
+    """An embedder whose vectors are given: text i → row i."""
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors = vectors
+
+    def embed_array(self, texts):
+        return self.vectors[[int(t) for t in texts]]
+
+    def embed_queries(self, texts):
+        return self.vectors[[int(t) for t in texts]]
+
+
+@pytest.mark.parametrize("params", [IndexParams("flat"), IndexParams("ivf", ivf_nlist=8, ivf_nprobe=8),
+                                    IndexParams("hnsw", hnsw_m=16, hnsw_ef_search=256)], ids=["flat", "ivf", "hnsw"])
+def test_one_index_with_domain_filters_matches_brute_force(params):
+    from retrievers.chunking import Chunk
+    from retrievers.faiss_index import DenseIndex
+
+    n, doms = 600, ["fire_safety", "oil_gas", "banking_insurance"]
+    base = _unit(n, 16, 0)
+    chunks = [Chunk(id=f"c{i}", text=str(i), metadata={"domain": doms[i % 3 if i < 500 else 0]}) for i in range(n)]
+    index = DenseIndex.build(chunks, _Fixed(base), params)
+    assert index.index.ntotal == n  # one FAISS index over every chunk, not one per domain
+    queries = _unit(40, 16, 1)
+    allowed = [None if i % 4 == 0 else frozenset([doms[i % 3]]) if i % 4 < 3 else frozenset(doms[:2])
+               for i in range(40)]
+    hits = index.search_vectors(queries, allowed, 10)
+    dom_of = np.asarray([c.metadata["domain"] for c in chunks])
+    recall = []
+    for q, a, h in zip(queries, allowed, hits):
+        ok = np.ones(n, bool) if a is None else np.isin(dom_of, list(a))
+        scores = np.where(ok, base @ q, -np.inf)
+        exact = list(np.argsort(-scores, kind="stable")[:10])
+        got = [p for p, _ in h]
+        assert all(ok[p] for p in got)  # never a chunk outside the allowed domains
+        assert [s for _, s in h] == sorted([s for _, s in h], reverse=True)
+        recall.append(len(set(got) & set(exact)) / 10)
+        if params.kind != "hnsw":
+            assert got == exact
+    assert np.mean(recall) >= 0.9
+    assert index.search_vectors(queries[:2], [frozenset(["no_such_domain"])] * 2, 5) == [[], []]
+
+
 def test_ivf_too_few_vectors(caplog):
     few = _unit(5, 8, 0)
     index, kind = make_faiss_index(few, IndexParams("ivf", ivf_nlist=16, ivf_fallback=True), "oil_gas")
