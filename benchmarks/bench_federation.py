@@ -38,23 +38,28 @@ def prepare_spec(run_dir: Path, rounds: int, local_steps: int):
 
 
 def sequential_fedavg(spec) -> list[float]:
-    """FedAvg by hand: the clients' local training and evaluation one after another, no Flower/Ray."""
+    """FedAvg by hand: the clients' local training and evaluation one after another, no Flower/Ray; the same
+    functions the ClientApp calls (training_examples, train_local, predict) on the same loaded model."""
     from federation.partition import load_client
     from federation.train import (
-        count_metrics, encode, evaluate, get_adapter, initial_adapter, load_peft, set_adapter, train_local,
+        compact, eval_model, get_adapter, initial_adapter, load_peft, predict, round_metrics, set_adapter,
+        train_local, training_examples,
     )
 
     f = spec.fed
     model, tok = load_peft(spec.base_model, spec.lora, f.seed)
+    hf = eval_model(model, tok, name="sequential", max_new_tokens=f.eval_max_new_tokens, batch_size=f.eval_batch_size)
     state = initial_adapter(spec.base_model, spec.lora, f.seed)
     clients = [load_client(spec.clients_dir, i) for i in range(spec.num_clients)]
 
     def eval_all(st):
         set_adapter(model, st)
+        rows = {split: [] for split in ("val", "test")}
         for c in clients:
-            for split in ("val", "test"):
-                count_metrics(evaluate(model, tok, c.split(split), spec.prompt, f.eval_max_new_tokens,
-                                       f.eval_batch_size, f.max_length), split)
+            for split in rows:
+                rows[split] += compact(predict(hf, c.split(split), spec.prompt, client=c.cid,
+                                               loss_batch_size=f.eval_batch_size))
+        return round_metrics(rows, seed=f.seed)
 
     eval_all(state)
     losses = []
@@ -62,8 +67,9 @@ def sequential_fedavg(spec) -> list[float]:
         updates, weights, round_loss = [], [], 0.0
         for c in clients:
             set_adapter(model, state)
-            stats = train_local(model, tok, encode(tok, c.train, spec.prompt, f.max_length), steps=f.local_steps,
-                                lr=f.lr, batch_size=f.batch_size, grad_accum=f.grad_accum, mu=f.mu,
+            examples, _ = training_examples(hf, c.train, spec.prompt, f.max_length)
+            stats = train_local(model, tok, examples, steps=f.local_steps, epochs=f.local_epochs, lr=f.lr,
+                                batch_size=f.batch_size, grad_accum=f.grad_accum, mu=f.mu,
                                 seed=f.seed * 1000 + rnd * 100 + c.cid)
             updates.append(get_adapter(model))
             weights.append(stats.num_examples)

@@ -7,9 +7,8 @@ pattern), so typos and wrong types in overrides fail before anything runs.
 from __future__ import annotations
 
 import enum
-import importlib
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -97,14 +96,15 @@ class QualBenchConfig:
     experiment_name: str = "eval"
 
 
-# Modules that register their own schemas: each has ``register_schemas(cs: ConfigStore) -> None``.
-SCHEMA_MODULES: list[str] = [
-    "federation.config",
-    "qualbench.models.schemas",
-    "retrievers.schema",
-    "qualbench.models.retrieval",
-    "qualbench.models.replay",
-]
+def _library_schemas() -> list[Callable[[ConfigStore], None]]:
+    """The libraries' own ``register_schemas(cs)`` functions (imported here, when configs are registered)."""
+    from federation.config import register_schemas as federation_schemas
+    from qualbench.models.replay import register_schemas as replay_schemas
+    from qualbench.models.retrieval import register_schemas as retrieval_model_schemas
+    from qualbench.models.schemas import register_schemas as model_schemas
+    from retrievers.schema import register_schemas as retriever_schemas
+
+    return [federation_schemas, model_schemas, retriever_schemas, retrieval_model_schemas, replay_schemas]
 
 
 def register_configs() -> None:
@@ -116,7 +116,7 @@ def register_configs() -> None:
     from qualbench.prompts.render import PromptConfig
 
     cs.store(group="prompt", name="base_prompt", node=PromptConfig)
-    for mod in SCHEMA_MODULES:
-        importlib.import_module(mod).register_schemas(cs)
+    for register in _library_schemas():
+        register(cs)
     if not OmegaConf.has_resolver("qb_root"):
         OmegaConf.register_new_resolver("qb_root", project_root)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from retrievers.chunking import Chunk
-from retrievers.tokenize import get_tokenizer
+from retrievers.tokenize import get_tokenizer, tokenize_all
 
 Hits = list[tuple[int, float]]  # (chunk position, score), best first
 
@@ -40,14 +40,10 @@ class BM25Index:
     @classmethod
     def build(cls, chunks: list[Chunk], params: BM25Params) -> "BM25Index":
         import bm25s
-        from tqdm.auto import tqdm
 
         if not chunks:
             raise ValueError("cannot build a BM25 index over zero chunks")
-        tok = get_tokenizer(params.tokenizer)
-        corpus_tokens = [tok(c.text) or [""] for c in tqdm(chunks, desc=f"tokenize ({params.tokenizer})",
-                                                           leave=False, mininterval=2,
-                                                           disable=len(chunks) < 1000)]
+        corpus_tokens = [t or [""] for t in tokenize_all([c.text for c in chunks], params.tokenizer)]
         model = bm25s.BM25(k1=params.k1, b=params.b, method=params.method)
         model.index(corpus_tokens, show_progress=False)
         return cls(model, [c.metadata["domain"] for c in chunks], params)

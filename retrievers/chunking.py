@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from retrievers.corpus import Corpus, LawDocument
@@ -33,7 +33,7 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"id": self.id, "text": self.text, "metadata": dict(self.metadata)}  # asdict deep-copies: slow
 
 
 def chunk_id(source: str, article: str, part: int) -> str:

@@ -63,6 +63,11 @@ class LSAEmbeddings(Embeddings):
                                max_features=self.max_features, sublinear_tf=True, dtype=np.float32)
 
     def fit(self, texts: list[str]) -> "LSAEmbeddings":
+        self.fit_embed(texts)
+        return self
+
+    def fit_embed(self, texts: list[str]) -> np.ndarray:
+        """Fit on ``texts`` and return their embeddings from the same TF-IDF matrix (no second pass)."""
         from sklearn.decomposition import TruncatedSVD
 
         if len(texts) < 2:
@@ -76,7 +81,7 @@ class LSAEmbeddings(Embeddings):
         svd = TruncatedSVD(n_components=n_comp, random_state=self.seed, algorithm="randomized")
         svd.fit(x)
         self.components = np.ascontiguousarray(svd.components_, dtype=np.float32)
-        return self
+        return _l2(x @ self.components.T)  # = _transform(texts): fit_transform and transform give the same x
 
     def _transform(self, texts: list[str]) -> np.ndarray:
         if not self.fitted:

@@ -99,8 +99,14 @@ class DenseIndex:
 
         texts = [c.text for c in chunks]
         if getattr(embedder, "needs_fit", False) and not embedder.fitted:
-            embedder.fit(texts)
-        vectors = np.ascontiguousarray(_as_array(embedder, texts), dtype=np.float32)
+            if hasattr(embedder, "fit_embed"):
+                vectors = embedder.fit_embed(texts)  # the fit's own TF-IDF matrix: no second pass
+            else:
+                embedder.fit(texts)
+                vectors = _as_array(embedder, texts)
+        else:
+            vectors = _as_array(embedder, texts)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         domains = [c.metadata["domain"] for c in chunks]
         index, kind = make_faiss_index(vectors, params, "the corpus")
@@ -163,8 +169,10 @@ class DenseIndex:
                 continue  # no chunk in these domains
             q = qv if len(rows) == len(qv) else qv[rows]
             scores, ids = self.index.search(q, k, params=params)
+            full = bool((ids >= 0).all())  # FAISS pads with -1 when fewer than k chunks qualify
             for i, id_row, score_row in zip(rows, ids.tolist(), scores.tolist()):
-                out[i] = [(j, s) for j, s in zip(id_row, score_row) if j >= 0]
+                pairs = zip(id_row, score_row)
+                out[i] = list(pairs) if full else [(j, s) for j, s in pairs if j >= 0]
         return out
 
     def _filter(self, domains: frozenset[str]) -> Any:

@@ -173,13 +173,14 @@ def test_sentence_transformer_embeddings(tiny_st_model, tmp_path, monkeypatch):
 class _Counter:
     def __init__(self, monkeypatch):
         self.fit = self.embed = self.bm25 = 0
-        orig_fit, orig_embed = LSAEmbeddings.fit, LSAEmbeddings.embed_array
+        orig_fit, orig_embed = LSAEmbeddings.fit_embed, LSAEmbeddings.embed_array
         from retrievers.bm25_index import BM25Index
 
         orig_bm25 = BM25Index.build.__func__
 
-        def fit(emb, texts):
+        def fit(emb, texts):  # fitting embeds the corpus from the fit's own matrix
             self.fit += 1
+            self.embed += len(texts)
             return orig_fit(emb, texts)
 
         def embed(emb, texts):
@@ -190,7 +191,7 @@ class _Counter:
             self.bm25 += 1
             return orig_bm25(cls, chunks, params)
 
-        monkeypatch.setattr(LSAEmbeddings, "fit", fit)
+        monkeypatch.setattr(LSAEmbeddings, "fit_embed", fit)
         monkeypatch.setattr(LSAEmbeddings, "embed_array", embed)
         monkeypatch.setattr(BM25Index, "build", classmethod(bm25))
 
@@ -281,3 +282,18 @@ def test_store_lock_serialises_builders(tmp_path):
     outs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
     assert sorted(o["built"] for o in outs) == [False, True]
     assert outs[0]["pid"] == outs[1]["pid"] and all(o["data"] == "ok" for o in outs)
+
+
+def test_parallel_tokenisation_gives_the_same_tokens():
+    """A large corpus is tokenised in forked workers (in a single-threaded process): same tokens, same order."""
+    code = textwrap.dedent("""
+        import retrievers.tokenize as T
+        assert T._single_threaded()
+        texts = [f"第{i}条 生产经营单位的主要负责人对本单位的安全生产工作全面负责。Article {i}" for i in range(400)]
+        T.PARALLEL_MIN = 100
+        for name in T.TOKENIZERS:
+            assert T.tokenize_all(texts, name, workers=2) == [T.get_tokenizer(name)(t) for t in texts], name
+        print("ok")
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]

@@ -8,8 +8,7 @@ which ``qualbench-report SWEEP_DIR`` does automatically for such a sweep (or exp
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from qualbench.analysis.runs import RunInfo, varying_keys
 
@@ -24,13 +23,3 @@ def default_baseline(runs: Sequence[RunInfo]) -> str | None:
         return None
     value = chosen.pop()
     return f"prompt={value}" if any(str(r.value("prompt")) == str(value) for r in runs) else None
-
-
-def prompt_ablation_report(
-    sweep_dirs: Sequence[str | Path], out: str | Path, baseline_prompt: str = "zero_shot", n_boot: int = 1000
-) -> dict[str, Any]:
-    """The report of a prompt sweep with paired comparisons against ``baseline_prompt``."""
-    from qualbench.report.cli import build_report
-
-    return build_report(sweep_dirs, out, baseline=f"prompt={baseline_prompt}", n_boot=n_boot,
-                        title="QualBench prompt ablation")
