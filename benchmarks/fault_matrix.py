@@ -140,15 +140,21 @@ def server_down(tmp: Path) -> Outcome:
     return first_failure(clean_exit(p, 2))
 
 
+def start_slow_run(server: ChatServer, run: Path, n: int, after_rows: int) -> tuple[list[str], subprocess.Popen]:
+    """A run of n items, one request at a time (#sleep), in the background; returns once it has written rows."""
+    args = openai_args(server, run, f"limit={n}", "model.max_concurrency=1")
+    proc = qb_bg(*args)
+    t0 = time.time()
+    while len(rows(run)) < after_rows and proc.poll() is None and time.time() - t0 < 120:
+        time.sleep(0.05)
+    return args, proc
+
+
 def killed(sig: int) -> Callable[[Path], Outcome]:
     def case(tmp: Path) -> Outcome:
         run, n = tmp / "run", 30
         with ChatServer(tags="#sleep") as server:
-            args = openai_args(server, run, f"limit={n}", "model.max_concurrency=1")
-            proc = qb_bg(*args)
-            t0 = time.time()
-            while len(rows(run)) < 3 and proc.poll() is None and time.time() - t0 < 120:
-                time.sleep(0.05)
+            args, proc = start_slow_run(server, run, n, after_rows=3)
             proc.send_signal(sig)
             proc.wait(timeout=120)
             if len(rows(run)) >= n:
@@ -171,11 +177,7 @@ def torn_line(tmp: Path) -> Outcome:
 def concurrent_runs(tmp: Path) -> Outcome:
     run, n = tmp / "run", 30
     with ChatServer(tags="#sleep") as server:
-        args = openai_args(server, run, f"limit={n}", "model.max_concurrency=1")
-        first = qb_bg(*args)
-        t0 = time.time()
-        while len(rows(run)) < 1 and time.time() - t0 < 120:
-            time.sleep(0.05)
+        args, first = start_slow_run(server, run, n, after_rows=1)
         second = qb(*args)
         first.wait(timeout=300)
     return first_failure(clean_exit(second, 2, "in use by another qualbench run"),
