@@ -71,12 +71,21 @@ def build_retriever(cfg: DictConfig) -> Any:
     return _build(cfg.retriever, cfg.corpus.path, cfg.retriever.get("cache_dir"))
 
 
+def retriever_top_k(cfg: DictConfig) -> int:
+    """Passages per item: ``retriever.top_k`` (its one default lives in ``RetrieverConfig``); 0 without a retriever."""
+    from retrievers.schema import RetrieverConfig
+
+    if cfg.get("retriever") is None:
+        return 0
+    return int(cfg.retriever.get("top_k", RetrieverConfig.top_k) or 0)
+
+
 def retrieval_query(item: Question) -> str:
     return item.text
 
 
 def _passages(retriever: Any, cfg: DictConfig, items: Sequence[Question]) -> list[list[Any]]:
-    k = int(cfg.retriever.get("top_k", 5))
+    k = retriever_top_k(cfg)
     if retriever is None or k <= 0:
         return [[] for _ in items]
     domains = [q.domain for q in items]
@@ -174,7 +183,7 @@ def _uses_retrieval(cfg: DictConfig) -> bool:
         needs = isinstance(cls, type) and issubclass(cls, Model) and bool(cls.needs_retriever)
     except Exception:  # noqa: BLE001 - the model build reports a bad _target_ itself
         needs = False
-    return needs or (prompt_config(cfg).rag and int(cfg.retriever.get("top_k", 0) or 0) > 0)
+    return needs or (prompt_config(cfg).rag and retriever_top_k(cfg) > 0)
 
 
 def resume_state(cfg: DictConfig, cfg_plain: dict[str, Any]) -> dict[str, Any]:
@@ -437,8 +446,7 @@ def run_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def _run_model(cfg: DictConfig, run_dir: Path, cfg_plain: dict[str, Any], items: list[Question], report: Any,
                model: Model) -> dict[str, Any]:
     prompt = prompt_config(cfg)
-    top_k = int(cfg.retriever.get("top_k", 0) or 0) if cfg.get("retriever") is not None else 0
-    needs = model.needs_retriever or (prompt.rag and top_k > 0)
+    needs = model.needs_retriever or (prompt.rag and retriever_top_k(cfg) > 0)
     retriever = build_retriever(cfg) if needs else None
     fewshot = fewshot_sampler(prompt, items, int(cfg.get("seed", 0)))
     preds = evaluate(items, model, prompt, run_dir, int(cfg.run.batch_size), retriever, cfg, fewshot,

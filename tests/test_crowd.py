@@ -2,14 +2,12 @@
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runfixtures as rf  # noqa: E402
 
 from qualbench.analysis import crowd  # noqa: E402
@@ -151,7 +149,7 @@ def test_weights_never_see_scored_items(tmp_path):
 
 @needs_crowdkit
 def test_run_crowd_outputs_and_missing_items(tmp_path):
-    dirs = make_runs(tmp_path, drop_one=True)
+    make_runs(tmp_path, drop_one=True)
     cfg = OmegaConf.create({"seed": 0, "run": {"n_boot": 50},
                             "study": {"runs": [str(tmp_path / "runs")], "calibration_fraction": 0.3,
                                       "methods": ["dawid_skene"]}})

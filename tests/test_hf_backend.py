@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tiny_lm import save_tiny_lm  # noqa: E402
 
 from qualbench.models.base import ModelError  # noqa: E402

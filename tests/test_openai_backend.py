@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chat_server import ChatServer  # noqa: E402
 
 from qualbench.models.base import ModelError  # noqa: E402

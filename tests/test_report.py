@@ -5,12 +5,10 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runfixtures as rf  # noqa: E402
 
 from qualbench.analysis.runs import assign_labels, find_run_dirs, load_runs, varying_keys  # noqa: E402

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from qualbench.runlock import HOLDER_NAME, RunDirLocked, run_dir_lock  # noqa: E402
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qualbench.runlock import HOLDER_NAME, run_dir_lock  # noqa: E402
 from chat_server import ChatServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

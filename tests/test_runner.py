@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from qualbench.data import load_dataset
 from qualbench.models.random_baseline import RandomModel

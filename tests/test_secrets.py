@@ -16,7 +16,6 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chat_server import ChatServer  # noqa: E402
 
 from qualbench.models.openai_compat import OpenAIChatModel  # noqa: E402

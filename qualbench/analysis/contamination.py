@@ -37,6 +37,7 @@ from qualbench.analysis.shuffling import (
 )
 from qualbench.analysis.stats import compare_groups, compare_paired
 from qualbench.errors import ConfigError, DataError
+from qualbench.formatting import pct as _pct, signed_points as _sp
 from qualbench.records import JUDGE, QUESTION_TYPES, Question
 
 log = logging.getLogger(__name__)
@@ -292,14 +293,6 @@ def analyse(
         "shuffle_plan": plan_counts(maps),
         "unmapped_items": sum(1 for m in maps if m.get("map") is None and not m.get("excluded")),
     }
-
-
-def _pct(x: Any) -> str:
-    return "—" if x is None or x != x else f"{100 * x:.1f}"
-
-
-def _sp(x: Any) -> str:
-    return "—" if x is None or x != x else f"{100 * x:+.1f}"
 
 
 def _p(p: Any) -> str:

@@ -34,6 +34,7 @@ from qualbench.analysis.runs import RunInfo, load_runs
 from qualbench.analysis.stats import bootstrap_mean_ci, compare_groups, group_order
 from qualbench.answers import AnswerError, canonical_answer, canonical_type, guess_type
 from qualbench.errors import ConfigError, DataError
+from qualbench.formatting import pct as _pct, signed_points as _sp
 from qualbench.records import JUDGE, MULTI, QUESTION_TYPES
 
 log = logging.getLogger(__name__)
@@ -350,14 +351,6 @@ def crowd_study(
 
 
 # ---------------------------------------------------------------- outputs
-
-
-def _pct(x: float) -> str:
-    return "—" if x is None or x != x else f"{100 * x:.1f}"
-
-
-def _sp(x: float) -> str:
-    return "—" if x is None or x != x else f"{100 * x:+.1f}"
 
 
 def _ci(ci: Sequence[float]) -> str:

@@ -33,14 +33,14 @@ def _boot_indices(rng: np.random.Generator, n: int, n_boot: int, chunk: int = 20
 def bootstrap_mean_ci(
     values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
 ) -> tuple[float, float, float]:
-    """(mean, lo, hi): percentile bootstrap CI of a mean (e.g. accuracy from 0/1 values)."""
+    """(mean, lo, hi): the scorer's percentile bootstrap CI of a mean (one implementation: ``bootstrap_ci``)."""
+    from qualbench.scoring.metrics import bootstrap_ci
+
     a = _as01(values)
     if a.size == 0:
         return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([a[ix].mean(axis=1) for ix in _boot_indices(rng, a.size, n_boot)])
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(a.mean()), float(lo), float(hi)
+    lo, hi = bootstrap_ci(a, n_boot=n_boot, alpha=alpha, seed=seed)
+    return float(a.mean()), lo, hi
 
 
 @dataclass

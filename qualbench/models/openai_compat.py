@@ -272,7 +272,7 @@ class OpenAIChatModel(Model):
             message = choice.get("message") or {}
             if not isinstance(message, dict):
                 raise TypeError("message is not an object")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise ModelError(
                 f"{self.display_url} sent a malformed completion for item {idx}: {_snippet(r.text)!r}"
             ) from None

@@ -6,7 +6,7 @@ Prompts are data (``conf/prompt/*.yaml``); this module only assembles them. Ques
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from qualbench.records import JUDGE, MULTI, SINGLE, Question
 

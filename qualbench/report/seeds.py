@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from qualbench.analysis.runs import RunInfo
+from qualbench.formatting import pct as _pct
 from qualbench.records import QUESTION_TYPES
 from qualbench.report.labels import (
     constant_text,
@@ -107,10 +108,6 @@ def seed_groups(runs: Sequence[RunInfo]) -> list[SeedGroup]:
 
 def _join(vals: Sequence[Any]) -> str:
     return ", ".join(str(v) for v in vals)
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{100 * v:.1f}"
 
 
 def seed_tables(runs: Sequence[RunInfo]) -> tuple[Table, Table] | None:

@@ -44,7 +44,7 @@ from functools import lru_cache
 
 from qualbench.answers import AnswerError, canonical_type
 from qualbench.errors import QualBenchError
-from qualbench.records import FALSE, JUDGE, MULTI, SINGLE, TRUE
+from qualbench.records import FALSE, JUDGE, SINGLE, TRUE
 
 __all__ = ["DEFAULT_LETTERS", "ScoringError", "extract_answer", "normalize_question_type"]
 

@@ -17,7 +17,8 @@ from sklearn.metrics import f1_score
 
 from qualbench import answers as _answers
 from qualbench.domains import DOMAIN_NAMES, UnknownDomainError, canonical_domain
-from qualbench.records import FALSE, JUDGE, MULTI, QUESTION_TYPES, SINGLE, TRUE
+from qualbench.formatting import pct as _pct
+from qualbench.records import JUDGE, MULTI, QUESTION_TYPES, SINGLE
 from qualbench.scoring.extract import ScoringError, normalize_question_type
 
 __all__ = [
@@ -411,9 +412,6 @@ def compute_metrics(preds: Sequence[Any], n_boot: int = 1000, seed: int = 0,
 # --------------------------------------------------------------------------------------------------
 # Markdown
 # --------------------------------------------------------------------------------------------------
-def _pct(x: float | None) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
-
 
 def _ci(ci: Sequence[float] | None) -> str:
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "–"
