@@ -328,10 +328,11 @@ def evaluate(
     if done:
         log.info("resuming: %d of %d items already in %s", len(items) - len(todo), len(items), pred_path)
     require_model(model)
-    if todo and model.needs_retriever:
+    if model.needs_retriever:
         model.attach_retriever(retriever)
-    if todo:
-        model.prepare(list(items))  # whole file, so cross-fitted folds are the same on resume
+    # whole file, so cross-fitted folds are the same on resume; also when nothing is left to do, so that what
+    # the model reports into metrics.json (replay's missing/unknown idx, calibration) is the same on every resume
+    model.prepare(list(items))
     def requests_of(batch: Sequence[Question]) -> list[Request]:
         passages = _passages(retriever, cfg, batch) if (prompt.rag and retriever is not None) else [[]] * len(batch)
         return [Request(q, render_messages(q, prompt, p, fewshot.demos(q) if fewshot else ()), list(p))

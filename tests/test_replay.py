@@ -91,3 +91,8 @@ def test_missing_and_unknown_idx_are_reported_not_guessed(small_json, tmp_path):
     assert m["n_skipped"] == 4
     assert m["replay"] == {"path": str(path), "n_responses": 21, "n_missing": 4, "n_unknown": 1,
                            "unknown_idx": ["not-in-file"]}
+    # a resume with nothing left to do rewrites metrics.json with the same replay report (it was all zeros)
+    again = _run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
+                     f"hydra.run.dir={out}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["replay"] == m["replay"]
