@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qualbench.data import load_dataset
 from qualbench.errors import ConfigError
+from qualbench.formatting import MISSING_MARK
 from qualbench.records import Question
 from retrievers import metrics as M
 from retrievers.citations import Citation, TitleResolver, article_id, manifest_aliases, parse_citations
@@ -176,7 +177,7 @@ def evaluate_items(
 
 
 def _fmt(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3f}"
+    return MISSING_MARK if v is None else f"{v:.3f}"
 
 
 def metrics_markdown(m: dict[str, Any], title: str) -> str:

@@ -17,7 +17,7 @@ from sklearn.metrics import f1_score
 
 from qualbench import answers as _answers
 from qualbench.domains import DOMAIN_NAMES, UnknownDomainError, canonical_domain
-from qualbench.formatting import pct as _pct
+from qualbench.formatting import MISSING_MARK, pct as _pct
 from qualbench.records import JUDGE, MULTI, QUESTION_TYPES, SINGLE
 from qualbench.scoring.extract import ScoringError, normalize_question_type
 
@@ -414,7 +414,7 @@ def compute_metrics(preds: Sequence[Any], n_boot: int = 1000, seed: int = 0,
 # --------------------------------------------------------------------------------------------------
 
 def _ci(ci: Sequence[float] | None) -> str:
-    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "–"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else MISSING_MARK
 
 
 def _group_table(groups: Mapping[str, Mapping[str, Any]], label: str) -> list[str]:
@@ -422,7 +422,7 @@ def _group_table(groups: Mapping[str, Mapping[str, Any]], label: str) -> list[st
     for g, v in groups.items():
         lines.append(
             f"| {g} | {v['n']} | {_pct(v['accuracy'])} | {_ci(v.get('ci95'))} | {_pct(v['exam_score'])} "
-            f"| {v.get('n_unparsed', '–')} |"
+            f"| {v.get('n_unparsed', MISSING_MARK)} |"
         )
     return lines
 
@@ -465,7 +465,7 @@ def _reference_table(metrics: Mapping[str, Any]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
 
     def cell(v: Mapping[str, Any] | None, extra: str = "") -> str:
-        return (_pct(v.get("accuracy")) + extra) if v else "–"
+        return (_pct(v.get("accuracy")) + extra) if v else MISSING_MARK
 
     rows = [metrics] + [metrics["by_type"][t] for t in types]
     model = []

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from qualbench.domains import DOMAIN_NAMES, UnknownDomainError, canonical_domain
+from qualbench.formatting import MISSING_MARK
 from qualbench.records import JUDGE, QUESTION_TYPES, SINGLE
 from qualbench.scoring.extract import ScoringError, normalize_question_type
 from qualbench.scoring.metrics import canonical_answer
@@ -186,7 +187,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             cells = []
             for t in QUESTION_TYPES:
                 v = ref["by_type"].get(t)
-                cells.append("–" if v is None else f"{v['accuracy']:.3f}" + (f" ({v['answer']})" if "answer" in v
+                cells.append(MISSING_MARK if v is None else f"{v['accuracy']:.3f}" + (f" ({v['answer']})" if "answer" in v
                                                                               else "") + f" n={v['n']}")
             print(f"| {f.rsplit('/', 1)[-1]} | {name} | {ref['accuracy']:.3f} | " + " | ".join(cells) + " |")
     return 0
