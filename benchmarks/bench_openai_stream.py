@@ -28,7 +28,7 @@ from qualbench.models.base import Model  # noqa: E402
 from qualbench.models.openai_compat import OpenAIChatModel  # noqa: E402
 from qualbench.prompts.render import PromptConfig, render_messages  # noqa: E402
 from qualbench.records import SINGLE, Question  # noqa: E402
-from qualbench.runner import evaluate  # noqa: E402
+from qualbench.evaluation import evaluate  # noqa: E402
 
 
 def items(n: int, rep: int) -> list[Question]:

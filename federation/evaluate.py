@@ -1,8 +1,8 @@
 """The final benchmark evaluation of a federated (or baseline) run, done outside the Flower apps.
 
 The final adapter is scored on every client's **test** split (the items of ``heldout_test.json``) by the code
-``qualbench`` runs for ``model=hf``: ``qualbench.runner.evaluate`` (``HFModel.generate`` → ``to_prediction``)
-writes ``predictions.jsonl`` and ``qualbench.runner.write_outputs`` (``compute_metrics``) writes ``metrics.json``
+``qualbench`` runs for ``model=hf``: ``qualbench.evaluation.evaluate`` (``HFModel.generate`` → ``to_prediction``)
+writes ``predictions.jsonl`` and ``qualbench.evaluation.write_outputs`` (``compute_metrics``) writes ``metrics.json``
 (with ``task: federated``), ``report.md`` and ``by_domain.png`` into the run directory, so ``qualbench-report``
 lists the run like any other. ``python -m federation.evaluate RUN_DIR`` does it for a run made on the
 deployment engine (``python -m federation.deploy``).
@@ -60,7 +60,8 @@ def final_evaluation(spec: RunSpec, mode: str, state_of: Callable[[int], dict], 
     ``federated`` and ``centralized``, each client's own for ``local_only``. ``config`` is the run's resolved
     config (written into metrics.json; when empty, ``qualbench-report`` reads the run's config.yaml).
     """
-    from qualbench.runner import evaluate, settings_hash, write_outputs
+    from qualbench.evaluation import evaluate, settings_hash, write_outputs
+    from qualbench.scoring.metrics import ExamScoreRule
     from qualbench.scoring.references import reference_rows
 
     run_dir = Path(spec.run_dir)
@@ -88,8 +89,8 @@ def final_evaluation(spec: RunSpec, mode: str, state_of: Callable[[int], dict], 
     for state, group in groups:
         if group:
             set_adapter(model, state)
-            preds += evaluate(group, hf, spec.prompt, run_dir, batch_size=spec.fed.eval_batch_size, cfg=config,
-                              settings=settings)
+            preds += evaluate(group, hf, spec.prompt, run_dir, batch_size=spec.fed.eval_batch_size,
+                              rule=ExamScoreRule.from_config(config.get("scoring")), settings=settings)
     adapter = run_dir / ADAPTER_DIR
     extra = {
         "model": name, "data": Path(HELDOUT_FILE).stem, "prompt": spec.prompt.name, "task": "federated",
@@ -100,7 +101,7 @@ def final_evaluation(spec: RunSpec, mode: str, state_of: Callable[[int], dict], 
     }
     run = config.get("run") or {}
     metrics = write_outputs(run_dir, preds, config, extra, int(run.get("n_boot", 1000)),
-                            int(config.get("seed", spec.fed.seed)), bool(spec.fed.plots))
+                            int(config.get("seed", spec.fed.seed)), bool(spec.fed.plots), task="federated")
     log.info("%s (%s, %d rounds): test accuracy %.4f [%.4f, %.4f] on %d items → %s", name, mode, rounds,
              metrics["accuracy"], *metrics["accuracy_ci95"], metrics["n"], run_dir / METRICS)
     return metrics

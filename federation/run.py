@@ -159,9 +159,9 @@ def run_federated(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return {"spec": str(Path(spec.run_dir) / "spec.json"), "command": cmd}
     if spec.fed.engine not in ENGINES:
         raise ConfigError(f"unknown federation.engine {spec.fed.engine!r}; choose one of {', '.join(ENGINES)}")
-    from qualbench.runner import resolved_config
+    from qualbench.secrets import redact
 
-    config = resolved_config(cfg)
+    config = redact(cfg)  # the resolved config, secrets removed
     results = {spec.fed.mode: final_numbers(*run_mode(spec, spec.fed.mode, config))}
     for b in spec.fed.baselines:
         if b == spec.fed.mode:

@@ -2,7 +2,7 @@
 
 Used by the Flower ClientApp and, unchanged, by the local-only and centralized baselines. Prompts are the
 ones ``model=hf`` feeds the model (``HFModel.prompt_text`` / ``HFModel.encode`` over ``render_messages``);
-answers go through ``HFModel.generate`` → ``qualbench.runner.to_prediction`` (``extract_answer``) and are
+answers go through ``HFModel.generate`` → ``qualbench.evaluation.to_prediction`` (``extract_answer``) and are
 scored by ``qualbench.scoring.metrics.compute_metrics``. Nothing is truncated: an item whose prompt and
 answer do not fit is left out of training (counted) and skipped in evaluation (scored wrong, as in
 ``qualbench``).
@@ -220,11 +220,11 @@ ROW_FIELDS = ("idx", "domain", "question_type", "answer", "prediction", "skipped
 
 def predict(hf: Any, items: Sequence[Question], prompt_cfg: PromptConfig, client: int | str | None = None,
             loss_batch_size: int = 16) -> list[dict[str, Any]]:
-    """Prediction rows (``qualbench.runner.to_prediction``) for ``items``, each with its answer-token loss.
+    """Prediction rows (``qualbench.evaluation.to_prediction``) for ``items``, each with its answer-token loss.
 
     ``hf`` is an HFModel (see :func:`eval_model`); the loss is None for items that do not fit its context.
     """
-    from qualbench.runner import to_prediction
+    from qualbench.evaluation import to_prediction
 
     if not items:
         return []

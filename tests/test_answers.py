@@ -19,7 +19,7 @@ from qualbench.data.loaders import RawRecord
 from qualbench.data.splits import filter_items
 from qualbench.errors import ConfigError
 from qualbench.records import FALSE, JUDGE, MULTI, SINGLE, TRUE, Question, Response
-from qualbench.runner import to_prediction
+from qualbench.evaluation import to_prediction
 from qualbench.scoring import ScoringError, extract_answer, is_correct
 from qualbench.scoring import canonical_answer as scoring_canonical_answer
 from qualbench.scoring.extract import normalize_question_type

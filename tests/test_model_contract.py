@@ -12,7 +12,7 @@ from qualbench.models.base import Model
 from qualbench.models.random_baseline import RandomModel
 from qualbench.prompts.render import PromptConfig
 from qualbench.records import MULTI, SINGLE, Question, Request, Response
-from qualbench.runner import evaluate
+from qualbench.evaluation import evaluate
 
 BACKENDS = [
     ("qualbench.models.random_baseline", "RandomModel"),

@@ -219,7 +219,7 @@ def test_streaming_keeps_max_concurrency_in_flight_beyond_the_batch_size(tmp_pat
     """run.batch_size no longer caps the requests in flight: the pool is refilled as each one completes."""
     from qualbench.predictions import read_predictions
     from qualbench.prompts.render import PromptConfig
-    from qualbench.runner import evaluate
+    from qualbench.evaluation import evaluate
 
     with ChatServer(tags="#sleep") as s:
         m = model(s, max_concurrency=8)
@@ -234,7 +234,7 @@ def test_streaming_keeps_max_concurrency_in_flight_beyond_the_batch_size(tmp_pat
 def test_streaming_failure_keeps_every_finished_item_and_resumes(tmp_path):
     from qualbench.predictions import read_predictions
     from qualbench.prompts.render import PromptConfig
-    from qualbench.runner import evaluate
+    from qualbench.evaluation import evaluate
 
     items = _items(30, fail_at=20)
     with ChatServer() as s:

@@ -15,7 +15,7 @@ from qualbench.models.random_baseline import RandomModel
 from qualbench.predictions import read_predictions
 from qualbench.prompts.render import PromptConfig
 from qualbench.records import Request
-from qualbench.runner import evaluate
+from qualbench.evaluation import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,7 +121,7 @@ def test_random_baseline_is_seeded_and_uniform():
 
 def test_each_prediction_line_is_a_per_sample_log(tmp_path):
     """As lm-eval's --log_samples: the rendered messages, the RAG passage ids and the settings hash per line."""
-    from qualbench.runner import settings_hash
+    from qualbench.evaluation import settings_hash
 
     runs = []
     for name, cache in (("a", tmp_path / "cache1"), ("b", tmp_path / "cache2")):

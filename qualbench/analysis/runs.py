@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from omegaconf import OmegaConf
 
 from qualbench.errors import DataError
+from qualbench.results import HISTORY, METRICS, ROUNDS, load_json, read_result, read_rounds
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,13 @@ class RunInfo:
 
     @cached_property
     def history(self) -> list[dict[str, Any]] | None:
-        p = self.path / "history.json"
+        """A federated run's rounds (``rounds.jsonl``, else the rounds of ``history.json``); None for other runs."""
+        if (self.path / ROUNDS).exists():
+            return read_rounds(self.path / ROUNDS)
+        p = self.path / HISTORY
         if not p.exists():
             return None
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+        data = load_json(p)
         return data.get("rounds", data) if isinstance(data, dict) else data
 
     def value(self, key: str) -> Any:
@@ -99,15 +100,10 @@ class RunInfo:
 def load_run(path: str | Path) -> RunInfo:
     """Read one run directory (must hold ``metrics.json``)."""
     path = Path(path)
-    mpath = path / "metrics.json"
-    try:
-        metrics = json.loads(mpath.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: not a run directory (no metrics.json)") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{mpath}:{e.lineno}: not valid JSON ({e.msg})") from None
-    if not isinstance(metrics, dict):
-        raise DataError(f"{mpath}: expected a JSON object")
+    mpath = path / METRICS
+    if not mpath.exists():
+        raise DataError(f"{path}: not a run directory (no metrics.json)")
+    metrics = read_result(mpath)
     cfg: Any = metrics.get("config")
     if not cfg:
         for cand in (path / "config.yaml", path / ".hydra" / "config.yaml"):
@@ -170,7 +166,7 @@ def align(runs: list[RunInfo]) -> tuple[list[str], dict[str, list[str]]]:
 
 
 # Settings that do not change what is measured (bootstrap resamples, batch size, Hydra's own keys and output
-# dirs), and leaf keys that only say where caches live and how loud a run is (as in runner.settings_hash).
+# dirs), and leaf keys that only say where caches live and how loud a run is (as in evaluation.settings_hash).
 NOISE_PREFIXES = ("hydra", "run.", "experiment_name")
 WHERE_ONLY_KEYS = ("cache_dir", "cache_mode", "rebuild", "show_progress")
 

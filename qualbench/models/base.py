@@ -1,6 +1,6 @@
 """The model contract: the base class every backend subclasses (as lm-eval's ``LM``), and ``ModelError``.
 
-The runner (:mod:`qualbench.runner`) talks to a backend only through the members below; each optional hook
+The runner (:mod:`qualbench.evaluation`) talks to a backend only through the members below; each optional hook
 has a default here, so the runner calls them unconditionally and never probes with ``hasattr``.
 
 ==========================  ================================================================================
