@@ -101,7 +101,7 @@ def run_baseline(spec: RunSpec, mode: str, config: dict[str, Any] | None = None)
         set_adapter(model, shared["state"])
         model.save_pretrained(run_dir / "global_adapter")
     if f.plots:
-        from federation.plots import learning_curves
+        from qualbench.plotting import learning_curves
 
         learning_curves(history, run_dir / "learning_curve.png")
     metrics = final_evaluation(spec, mode, state_of, f.num_rounds, config)

@@ -194,7 +194,7 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
         log.info("round %d/%d: train loss %.4f, test acc %s, val acc %s, failures %d", rnd, spec.fed.num_rounds,
                  train_loss, ev["test"]["accuracy"], ev["val"]["accuracy"], len(entry["failures"]))
         if spec.fed.plots:
-            from federation.plots import learning_curves
+            from qualbench.plotting import learning_curves
 
             learning_curves(history, run_dir / "learning_curve.png")
     return history

@@ -1,9 +1,13 @@
-"""How numbers are shown in every Markdown/HTML table: shares as percentages, differences as signed points."""
+"""How numbers and names are shown in every table and figure: shares as percentages, differences as signed points,
+Chinese domain/type names as English slugs where CJK text cannot be drawn."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from qualbench.domains import get_domain
+from qualbench.records import TYPE_SLUGS
 
 MISSING_MARK = "—"
 
@@ -20,3 +24,13 @@ def pct(x: Any) -> str:
 def signed_points(x: Any) -> str:
     """A difference of shares as signed percentage points ("+1.2"); "—" for None or NaN."""
     return MISSING_MARK if _missing(x) else f"{100 * x:+.1f}"
+
+
+def ascii_name(name: str) -> str | None:
+    """The English slug of a Chinese question type (``single``) or domain name (``fire_safety``); None otherwise."""
+    if name in TYPE_SLUGS:
+        return TYPE_SLUGS[name]
+    try:
+        return get_domain(name).slug
+    except ValueError:
+        return None

@@ -165,7 +165,7 @@ def test_heldout_split_is_written_and_overlap_with_training_data_is_refused(fed_
 
 def test_report_over_a_real_federated_run_lists_it_and_draws_its_curve(fed_run, tmp_path):
     """The shared scorer's outputs (predictions.jsonl, metrics.json) and history.json feed qualbench-report."""
-    from qualbench.report.cli import build_report
+    from qualbench.report.build import build_report
 
     run_dir, _, hist = fed_run
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))

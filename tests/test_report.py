@@ -12,7 +12,8 @@ import pytest
 import runfixtures as rf  # noqa: E402
 
 from qualbench.analysis.runs import assign_labels, find_run_dirs, load_runs, varying_keys  # noqa: E402
-from qualbench.report.cli import build_report, main  # noqa: E402
+from qualbench.report.build import build_report  # noqa: E402
+from qualbench.report.cli import main  # noqa: E402
 from qualbench.report.html import markdown_html  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -123,6 +124,20 @@ def test_html_is_self_contained(report):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert page.count('src="data:image/png;base64,') == 3
+
+
+def test_report_md_and_html_hold_the_same_sections(report):
+    _, out, _ = report
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    md_heads = re.findall(r"^(##+) (.+)$", md, flags=re.M)
+    html_heads = re.findall(r"<h([23])>(.+?)</h[23]>", page)
+    assert [(len(h), t) for h, t in md_heads] == [(int(n), t.replace("&amp;", "&")) for n, t in html_heads]
+    assert [t for h, t in md_heads if h == "##"][:2] == ["Leaderboard (9 runs; accuracy and exam score in %)",
+                                                         "Accuracy per domain (%)"]
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", md)
+    assert links == ["by_domain.png", "heatmap.png", "topk.png"] and all((out / p).is_file() for p in links)
+    assert page.count('src="data:image/png;base64,') == len(links)
 
 
 def test_html_renders_in_headless_chromium(report, tmp_path):

@@ -371,7 +371,7 @@ def write_outputs(res: Mapping[str, Any], out: Path) -> None:
         for kind, g, c in rows:
             w.writerow([kind, g, c["n"], c["acc_a"], c["acc_b"], c["delta"], c["ci_low"], c["ci_high"],
                         c["p_mcnemar"], c.get("p_holm"), c["p_bootstrap"]])
-    from qualbench.report.plots import grouped_bars
+    from qualbench.plotting import grouped_bars
 
     groups = ["all"] + list(res["by_domain"]) + list(res["by_type"])
     cs = [res["overall"]] + list(res["by_domain"].values()) + list(res["by_type"].values())

@@ -415,7 +415,7 @@ def to_markdown(res: Mapping[str, Any]) -> str:
 
 
 def plot(res: Mapping[str, Any], path: Path) -> Path:
-    from qualbench.report.plots import grouped_bars
+    from qualbench.plotting import grouped_bars
 
     meth = res["methods"]
     groups = ["all"] + list(next(iter(meth.values()))["by_domain"])

@@ -1,16 +1,17 @@
-"""A self-contained HTML page: tables, images as base64 data URIs, no external assets."""
+"""The HTML renderer of the report's sections: one self-contained page (images as base64 data URIs, no external
+assets)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-from qualbench.domains import get_domain
-from qualbench.records import TYPE_SLUGS
+from qualbench.formatting import ascii_name
 from qualbench.report.leaderboard import Table
+from qualbench.report.sections import Section
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Noto Sans CJK SC","Microsoft YaHei",sans-serif;
@@ -33,15 +34,9 @@ def _head(h: str, base: str | None = None) -> str:
     get their English slug below (readable without CJK fonts)."""
     cell = html.escape(h)
     base = h if base is None else base
-    if not base.isascii():
-        slug = TYPE_SLUGS.get(base)
-        if slug is None:
-            try:
-                slug = get_domain(base).slug
-            except ValueError:
-                slug = None
-        if slug:
-            cell += f"<br><small>{slug}</small>"
+    slug = None if base.isascii() else ascii_name(base)
+    if slug:
+        cell += f"<br><small>{slug}</small>"
     return f"<th>{cell}</th>"
 
 
@@ -116,27 +111,23 @@ def markdown_html(md: str) -> str:
     return "\n".join(out)
 
 
-@dataclass
-class Page:
-    title: str
-    parts: list[str] = field(default_factory=list)
+def section_html(section: Section) -> str:
+    """One section as HTML: ``<h2>`` title, notes, tables (``<h3>`` headings), Markdown body, embedded images."""
+    parts = [f"<h2>{html.escape(section.title)}</h2>"]
+    parts += [f'<p class="note">{_inline(n)}</p>' for n in section.notes]
+    for heading, table in section.tables:
+        parts += ([f"<h3>{html.escape(heading)}</h3>"] if heading else []) + [table_html(table, section.name)]
+    if section.markdown:
+        parts.append(markdown_html(section.markdown))
+    parts += [img_html(p, p.stem) for p in section.images]
+    return "\n".join(parts)
 
-    def section(self, title: str, *fragments: str) -> None:
-        self.parts.append(f"<h2>{html.escape(title)}</h2>")
-        self.parts.extend(fragments)
 
-    def note(self, text: str) -> str:
-        return f'<p class="note">{_inline(text)}</p>'
-
-    def render(self) -> str:
-        body = "\n".join(self.parts)
-        return (
-            '<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8">'
-            f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head>"
-            f"<body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
-        )
-
-    def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.render(), encoding="utf-8")
-        return path
+def render_html(sections: Sequence[Section], title: str) -> str:
+    """The sections as one self-contained HTML page under ``<h1>title</h1>``."""
+    body = "\n".join(section_html(s) for s in sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="zh"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from qualbench.report.sections import Section
+
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
@@ -195,33 +197,27 @@ def problem_jobs(paths: Sequence[str | Path]) -> list[JobState]:
     return [s for r in sweep_roots(paths) for s in job_states(r) if s.status != "completed"]
 
 
-def jobs_markdown(problems: Sequence[JobState]) -> list[str]:
-    """A report section (Markdown lines) listing failed and missing jobs; empty when there are none."""
+def job_records(problems: Sequence[JobState]) -> list[dict[str, Any]]:
+    """The failed/missing jobs as the report's ``files["jobs"]`` entries (read back by :func:`summary_lines`)."""
+    return [{"job": s.num, "dir": str(s.path), "status": s.status, "overrides": s.overrides, "error": s.error}
+            for s in problems]
+
+
+def jobs_section(problems: Sequence[JobState]) -> Section | None:
+    """The report section listing failed and missing jobs (a Markdown table); None when there are none."""
     from qualbench.secrets import redact_text
 
     if not problems:
-        return []
+        return None
     n_failed = sum(s.status == "failed" for s in problems)
-    lines = [f"## Jobs without results ({n_failed} failed, {len(problems) - n_failed} missing or interrupted)", "",
-             "| job | dir | overrides | status |", "|---|---|---|---|"]
+    lines = ["| job | dir | overrides | status |", "|---|---|---|---|"]
     for s in problems:
         what = s.error if s.status == "failed" else s.status
         cells = [str(s.num if s.num is not None else "?"), str(s.path), " ".join(s.overrides) or "—",
                  f"{s.status}: {what}" if s.status == "failed" else what]
         lines.append(redact_text("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"))
-    return lines + [""]
-
-
-def add_to_report(problems: Sequence[JobState], md: list[str], page: Any, files: dict[str, Any]) -> None:
-    """Append the failed/missing-jobs section to the report's Markdown lines and HTML page."""
-    from qualbench.report.html import markdown_html
-
-    files["jobs"] = [{"job": s.num, "dir": str(s.path), "status": s.status, "overrides": s.overrides,
-                      "error": s.error} for s in problems]
-    lines = jobs_markdown(problems)
-    if lines:
-        md += lines
-        page.section(lines[0].removeprefix("## "), markdown_html("\n".join(lines[2:])))
+    return Section(f"Jobs without results ({n_failed} failed, {len(problems) - n_failed} missing or interrupted)",
+                   markdown="\n".join(lines))
 
 
 def summary_lines(records: Sequence[dict[str, Any]]) -> list[str]:
