@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qualbench.records import JUDGE, SINGLE, Question
+from qualbench.results import SCHEMA_VERSION
 from qualbench.retrieval_eval import evaluate_items, metrics_markdown
 from retrievers import metrics as M
 from retrievers.citations import TitleResolver
@@ -96,6 +97,14 @@ def test_task_through_the_app(tmp_path):
     assert m["law_recall"]["5"] > 0.5
     assert "| **all** |" in (run_dir / "report.md").read_text(encoding="utf-8")
     assert (run_dir / "retrieval.jsonl").stat().st_size > 0
+    assert m["task"] == "retrieval_eval" and m["schema_version"] == SCHEMA_VERSION
+    from qualbench.report.build import build_report  # the report lists the run in its retrieval table
+
+    files = build_report([run_dir], tmp_path / "report", n_boot=10)
+    assert files["retrieval_runs"] == [str(run_dir)] and files["runs"] == []
+    table = (tmp_path / "report" / "retrieval.md").read_text(encoding="utf-8")
+    assert "law R@5 %" in table and f"{100 * m['law_recall']['5']:.1f}" in table
+    assert "## Retrieval (1 runs" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
 
 
 # ---- one definition of law recall@k: the laws of the first k passages ---------------------------------

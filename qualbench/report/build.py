@@ -19,19 +19,21 @@ from qualbench import plotting
 from qualbench.analysis.compare import compare_runs, pair_with_baseline, parse_selector
 from qualbench.analysis.prompt_ablation import default_baseline
 from qualbench.analysis.runs import RunInfo, find_run_dirs, load_run
-from qualbench.errors import QualBenchError
+from qualbench.errors import DataError, QualBenchError
 from qualbench.report import jobs
 from qualbench.report import seeds as seedmod
 from qualbench.report.figures import plot_federated, run_figures
 from qualbench.report.html import render_html
 from qualbench.report.labels import prepare_runs, run_labels
 from qualbench.report.leaderboard import (
+    Table,
     comparison_group_table,
     comparison_table,
     group_table,
     leaderboard,
 )
 from qualbench.report.sections import Section, render_markdown
+from qualbench.results import METRICS, SCORED_TASKS, read_result
 
 log = logging.getLogger("qualbench.report")
 
@@ -70,7 +72,7 @@ def study_title(path: Path) -> str:
             sub = next((path.parent / v for v in ("original", "shuffled") if (path.parent / v / "metrics.json").exists()),
                        None)
             if sub is not None:
-                m = json.loads((sub / "metrics.json").read_text(encoding="utf-8"))
+                m = read_result(sub / METRICS)
                 data = ""
                 hcfg = path.parent / ".hydra" / "config.yaml"  # the study's data, not the original.json it wrote
                 if hcfg.exists():
@@ -78,10 +80,10 @@ def study_title(path: Path) -> str:
                     data = Path(str(d.get("path"))).name if d.get("path") else str(d.get("name") or "")
                 what = f"{m.get('model') or 'model'}" + (f" on {data}" if data else "")
         elif path.stem == "crowd" and (path.parent / "crowd.json").exists():
-            workers = list((json.loads((path.parent / "crowd.json").read_text(encoding="utf-8")).get("workers") or {}))
+            workers = list(read_result(path.parent / "crowd.json", tasks=("crowd",)).get("workers") or {})
             if workers:
                 what = f"{len(workers)} models: " + ", ".join(map(str, workers))
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):  # a damaged study output still gets its section
+    except (OSError, ValueError, AttributeError, yaml.YAMLError, DataError):  # a damaged output keeps its section
         what = ""
     return f"Study: {path.stem}" + (f" — {what}" if what else "") + f" ({path.parent})"
 
@@ -140,6 +142,28 @@ def figure_sections(runs: list[RunInfo], out: Path, files: dict[str, Any]) -> li
         [Section("Federated learning curves", images=fed)] if fed else [])
 
 
+def retrieval_section(runs: list[RunInfo], out: Path) -> Section:
+    """``retrieval_eval`` runs: law recall@k and MRR per run (the settings that differ first); also
+    ``out/retrieval.md`` and ``.csv``."""
+    ks = list(dict.fromkeys(str(k) for r in runs for k in r.metrics.get("ks") or []))
+    depth = sorted({r.metrics.get("mrr_depth") for r in runs if r.metrics.get("mrr_depth") is not None})
+    mrr = f"MRR@{depth[0]}" if len(depth) == 1 else "MRR"
+    header = ["run", "retriever", "routing", "data", "corpus", "cited items"] + [f"law R@{k}" for k in ks] + [mrr]
+    rows = [[r.label or r.path.name, r.metrics.get("retriever"), r.metrics.get("routing"), r.metrics.get("data"),
+             r.metrics.get("corpus"), r.metrics.get("n_with_citation")]
+            + [(r.metrics.get("law_recall") or {}).get(k) for k in ks] + [r.metrics.get("mrr")] for r in runs]
+    t = Table(header, rows, pct_cols=tuple(header[6:]))
+    t.to_csv(out / "retrieval.csv")
+    (out / "retrieval.md").write_text(t.to_markdown(), encoding="utf-8")
+    withheld = [r.label or r.path.name for r in runs if r.metrics.get("objective_withheld")]
+    notes = ["Law recall@k: the share of items citing a corpus law whose gold law is among the laws of the first k "
+             "passages; MRR at the stated depth (trec_eval definition). Both in %."]
+    if withheld:
+        notes.append(f"Fewer cited items than study.min_cited (no sweep objective): {', '.join(withheld)}.")
+    return Section(f"Retrieval ({len(runs)} runs; law recall and MRR in %)", "retrieval", notes=notes,
+                   tables=[("", t)])
+
+
 def comparison_section(runs: list[RunInfo], baseline: str, out: Path, n_boot: int, seed: int,
                        files: dict[str, Any]) -> Section:
     """Each run paired with its baseline run; also written as ``comparisons.json/.csv/.md``."""
@@ -180,16 +204,21 @@ def build_report(
     paths = [Path(p) for p in paths]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(d) for d in find_run_dirs(paths)]
+    loaded = [load_run(d) for d in find_run_dirs(paths)]
+    runs = [r for r in loaded if r.metrics["task"] in SCORED_TASKS]
+    retrieval = [r for r in loaded if r.metrics["task"] == "retrieval_eval"]
     studies = find_studies(paths)
     problems = jobs.problem_jobs(paths)
-    if not runs and not studies and not problems:
+    if not runs and not retrieval and not studies and not problems:
         raise QualBenchError(f"no run directories (metrics.json) or study outputs under {', '.join(map(str, paths))}")
     prepare_runs(runs)  # contamination sub-runs get their study's settings
     run_labels(runs)  # differing settings as displayed (data file names; no cache/hydra/run.* keys)
-    log.info("report: %d run(s), %d study file(s)", len(runs), len(studies))
-    files: dict[str, Any] = {"runs": [str(r.path) for r in runs]}
+    run_labels(retrieval)
+    log.info("report: %d run(s), %d retrieval run(s), %d study file(s)", len(runs), len(retrieval), len(studies))
+    files: dict[str, Any] = {"runs": [str(r.path) for r in runs], "retrieval_runs": [str(r.path) for r in retrieval]}
     sections: list[Section] = []
+    if retrieval:
+        sections.append(retrieval_section(retrieval, out))
     if runs:
         sections += leaderboard_sections(runs, out, files) + figure_sections(runs, out, files)
         if not baseline:
