@@ -90,7 +90,7 @@ class QualBenchConfig:
     embedder: Any = None
     corpus: Any = None
     federation: Any = None
-    study: Any = None
+    study: Any = None  # one of the study schemas (qualbench/study_config.py), chosen by experiment=<study>
     run: RunSettings = field(default_factory=RunSettings)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     experiment_name: str = "eval"
@@ -102,9 +102,11 @@ def _library_schemas() -> list[Callable[[ConfigStore], None]]:
     from qualbench.models.replay import register_schemas as replay_schemas
     from qualbench.models.retrieval import register_schemas as retrieval_model_schemas
     from qualbench.models.schemas import register_schemas as model_schemas
+    from qualbench.study_config import register_schemas as study_schemas
     from retrievers.schema import register_schemas as retriever_schemas
 
-    return [federation_schemas, model_schemas, retriever_schemas, retrieval_model_schemas, replay_schemas]
+    return [federation_schemas, model_schemas, retriever_schemas, retrieval_model_schemas, replay_schemas,
+            study_schemas]
 
 
 def register_configs() -> None:

@@ -6,8 +6,9 @@ allows). Scored with ``retrievers.metrics`` (ir_measures underneath), one defini
 law recall@k = share of the cited laws among the laws of the **first k passages** (what a top-k RAG prompt
 shows), each k cut on its own, so it does not depend on which other ks are asked for; article recall@k the
 same at article level (title#article number); MRR@depth = 1/(passage rank) of the first passage from a cited
-law within ``study.mrr_depth`` passages (default max(ks)). ``n_cited`` (items with a resolved citation) stands
+law within ``study.mrr_depth`` passages (null: max(ks)). ``n_cited`` (items with a resolved citation) stands
 beside every recall; below ``study.min_cited`` a warning is logged and no sweep objective is returned.
+The ``study`` keys and their defaults: ``RetrievalEvalStudy`` (``qualbench/study_config.py``).
 Writes ``metrics.json``, ``report.md``, ``retrieval.jsonl``.
 """
 
@@ -26,26 +27,23 @@ from qualbench.data import load_dataset
 from qualbench.errors import ConfigError
 from qualbench.formatting import MISSING_MARK
 from qualbench.records import Question
+from qualbench.study_config import RetrievalEvalStudy, study_settings
 from retrievers import metrics as M
 from retrievers.citations import Citation, TitleResolver, article_id, manifest_aliases, parse_citations
 
 log = logging.getLogger(__name__)
-DEFAULT_KS = (1, 3, 5, 10)
-DEFAULT_MIN_CITED = 30  # fewer cited items than this: recall is reported but not handed to a sweep
-
 
 GOLD_SOURCES = ("explanation", "stem")
 _TITLE_SPAN = re.compile(r"《[^》]{1,60}》")
 
 
-def gold_citations(items: Sequence[Question], resolver: TitleResolver,
-                   source: str = "explanation") -> dict[str, list[Citation]]:
+def gold_citations(items: Sequence[Question], resolver: TitleResolver, source: str) -> dict[str, list[Citation]]:
     """Parsed citations of every item (unresolved ones included, with ``title=None``): from the explanation,
     or (``source="stem"``) from the question itself, for banks whose questions name the law they ask about."""
     return {q.idx: parse_citations(q.explanation if source == "explanation" else q.text, resolver) for q in items}
 
 
-def query_text(item: Question, source: str = "explanation") -> str:
+def query_text(item: Question, source: str) -> str:
     """The search query: the question as a model sees it; with gold from the stem, every 《title》 is masked
     (replaced by 《》) so the retriever must find the law from the question's content, not its name."""
     return item.text if source == "explanation" else _TITLE_SPAN.sub("《》", item.text)
@@ -101,8 +99,8 @@ def score(
     meta: dict[str, dict[str, Any]],
     law_qrels: dict[str, dict[str, int]],
     art_qrels: dict[str, dict[str, int]],
-    ks: Sequence[int] = DEFAULT_KS,
-    depth: int | None = None,
+    ks: Sequence[int],
+    depth: int,
 ) -> dict[str, Any]:
     """Law/article recall@k (first k passages) and MRR@depth (passage rank) for one set of queries."""
     law = M.evaluate_labels(results, law_qrels, _law_label(meta), ks, depth)
@@ -124,10 +122,10 @@ def _subset(d: dict[str, Any], keep: set[str]) -> dict[str, Any]:
 
 
 def evaluate_items(
-    items: Sequence[Question], retriever: Any, resolver: TitleResolver, ks: Sequence[int] = DEFAULT_KS,
-    depth: int | None = None, gold_from: str = "explanation",
+    items: Sequence[Question], retriever: Any, resolver: TitleResolver, ks: Sequence[int], depth: int | None,
+    gold_from: str,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Metrics (overall and by domain) and one row per item for ``retrieval.jsonl``."""
+    """Metrics (overall and by domain) and one row per item for ``retrieval.jsonl``; ``depth`` None: max(ks)."""
     if gold_from not in GOLD_SOURCES:
         raise ConfigError(f"retrieval_eval study.gold_from must be one of {GOLD_SOURCES}, got {gold_from!r}")
     ks = sorted({int(k) for k in ks})
@@ -214,37 +212,33 @@ def run_retrieval_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Task entry point: ``qualbench experiment=retrieval_eval [data=... corpus=... retriever=...]``."""
     from qualbench.runner import build_retriever, data_config, resolved_config
 
+    study = study_settings(cfg, RetrievalEvalStudy)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_plain = resolved_config(cfg)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg_plain)), encoding="utf-8")
-    items = load_dataset(data_config(cfg), seed=cfg.get("seed", 0))
+    items = load_dataset(data_config(cfg), seed=cfg.seed)
     if not items:
         raise ConfigError("retrieval_eval: no items after loading and filtering the data")
     retriever = build_retriever(cfg)
     titles = {c.metadata["law_title"] for c in retriever.chunks if c.metadata.get("law_title")}
     resolver = TitleResolver(titles, manifest_aliases(cfg.corpus.path))
-    study = cfg.get("study") or {}
-    get = study.get if hasattr(study, "get") else (lambda key, default=None: default)
-    ks = list(get("ks", DEFAULT_KS) or DEFAULT_KS)
-    min_cited = int(get("min_cited", DEFAULT_MIN_CITED) or 0)
-    metrics, rows = evaluate_items(items, retriever, resolver, ks, get("mrr_depth", None),
-                                   str(get("gold_from", "explanation") or "explanation"))
+    metrics, rows = evaluate_items(items, retriever, resolver, study.ks, study.mrr_depth, study.gold_from)
     metrics.update({
-        "retriever": cfg.retriever.get("kind"),
-        "routing": cfg.retriever.get("routing"),
-        "corpus": cfg.corpus.get("name"),
-        "data": cfg.data.get("name"),
+        "retriever": cfg.retriever.kind,
+        "routing": cfg.retriever.routing,
+        "corpus": cfg.corpus.name,
+        "data": cfg.data.name,
     })
     k_obj = "5" if "5" in metrics["law_recall"] else str(metrics["ks"][-1])
     metrics["objective_metric"] = f"law_recall@{k_obj}"
-    metrics["min_cited"] = min_cited
-    metrics["objective_withheld"] = metrics["n_with_citation"] < min_cited
+    metrics["min_cited"] = study.min_cited
+    metrics["objective_withheld"] = metrics["n_with_citation"] < study.min_cited
     metrics["objective"] = None if metrics["objective_withheld"] else metrics["law_recall"][k_obj]
     if metrics["objective_withheld"]:
         log.warning("retrieval_eval: only %d of %d items cite a corpus law (< study.min_cited=%d): recall is "
                     "reported but not returned as a sweep objective", metrics["n_with_citation"], metrics["n"],
-                    min_cited)
+                    study.min_cited)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
     title = f"Retrieval: {metrics['retriever']} (routing={metrics['routing']}) on {metrics['data']} / {metrics['corpus']}"
     (run_dir / "report.md").write_text(metrics_markdown(metrics, title), encoding="utf-8")

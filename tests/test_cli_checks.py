@@ -61,6 +61,9 @@ def test_help_lists_groups_without_schemas(tmp_path):
     (["limit=abc"], "limit=abc"),                              # a value of the wrong type
     (["seed=[1"], "[1"),                                       # an override that does not parse
     (["model=openai", "model.base_url=http://127.0.0.1:9/v1"], "model.name"),  # a mandatory value left out
+    (["experiment=crowd", "study.n_boott=5"], "n_boott"),      # a key the study's schema does not have
+    (["experiment=retrieval_eval", "study.min_cited=many"], "study.min_cited=many"),  # a study value of the wrong type
+    (["task=crowd"], "experiment=crowd"),                      # a study task without its study settings
 ])
 def test_config_mistakes_are_one_line_without_traceback(tmp_path, args, needle):
     proc = _qualbench(*args, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)

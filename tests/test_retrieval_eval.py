@@ -62,7 +62,7 @@ def test_evaluate_items_hand_made(sample_retriever):
         _item("4", "下列说法正确的是（ ）。", "《消防法》第十六条", domain="消防", qtype=SINGLE,
               options={"A": "单位应当每年对建筑消防设施至少全面检测一次", "B": "无需检测"}, answer="A"),
     ]
-    m, rows = evaluate_items(items, sample_retriever, resolver, ks=(1, 3, 5))
+    m, rows = evaluate_items(items, sample_retriever, resolver, ks=(1, 3, 5), depth=None, gold_from="explanation")
     assert m["n"] == 4 and m["n_with_citation"] == 2 and m["n_cited_outside_corpus"] == 1
     assert m["share_with_citation"] == 0.5
     assert set(m["law_recall"]) == {"1", "3", "5"} and set(m["article_recall"]) == {"1", "3", "5"}
@@ -166,10 +166,10 @@ def test_gold_from_stem_masks_the_law_name_in_the_query():
     q = Question(idx="s1", question_type=JUDGE, domain="消防", stem="根据《中华人民共和国消防法》第十条，单位应当履行消防安全职责。",
                  options={}, answer="正确", explanation="")
     resolver = TitleResolver({"中华人民共和国消防法"})
-    assert gold_citations([q], resolver)["s1"] == []  # no explanation: nothing cited
+    assert gold_citations([q], resolver, "explanation")["s1"] == []  # no explanation: nothing cited
     (cite,) = gold_citations([q], resolver, "stem")["s1"]
     assert cite.title == "中华人民共和国消防法" and cite.article_num == 10
     masked = query_text(q, "stem")
-    assert "消防法" not in masked and "《》第十条" in masked and query_text(q) == q.text
+    assert "消防法" not in masked and "《》第十条" in masked and query_text(q, "explanation") == q.text
     with pytest.raises(Exception, match="gold_from"):
-        evaluate_items([q], None, resolver, gold_from="title")
+        evaluate_items([q], None, resolver, ks=[5], depth=None, gold_from="title")

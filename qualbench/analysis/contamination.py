@@ -39,6 +39,7 @@ from qualbench.analysis.stats import compare_groups, compare_paired
 from qualbench.errors import ConfigError, DataError
 from qualbench.formatting import pct as _pct, signed_points as _sp
 from qualbench.records import JUDGE, QUESTION_TYPES, Question
+from qualbench.study_config import ContaminationStudy, study_settings
 
 log = logging.getLogger(__name__)
 
@@ -260,8 +261,9 @@ def analyse(
     orig_rows: Sequence[Mapping[str, Any]],
     shuf_rows: Sequence[Mapping[str, Any]],
     maps: Sequence[Mapping[str, Any]],
-    n_boot: int = 1000,
-    seed: int = 0,
+    *,
+    n_boot: int,
+    seed: int,
 ) -> dict[str, Any]:
     """Paired accuracy change (shuffled − original) overall, on the shuffled choice items, per domain and per
     type; position bias; letter memory against its expectation; the shuffle plan's counts."""
@@ -398,26 +400,25 @@ def run_contamination(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     from qualbench.data import load_dataset
     from qualbench.runner import data_config, run_eval
 
+    study = study_settings(cfg, ContaminationStudy)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    study = cfg.get("study") or {}
-    seed = int(study.get("shuffle_seed", cfg.get("seed", 0)))
-    items = load_dataset(data_config(cfg), seed=cfg.get("seed", 0))
+    items = load_dataset(data_config(cfg), seed=cfg.seed)
     if not items:
         raise ConfigError("no items to probe after loading and filtering (check data.path, domains, types)")
-    shuffled_path = study.get("shuffled_path")
+    shuffled_path = study.shuffled_path
     if shuffled_path:
         shuf_items = load_dataset({"loader": "auto", "path": str(shuffled_path), "dedupe": False})
         items, shuf_items, maps = pair_existing(items, shuf_items)
         log.info("contamination: %d items paired with %s", len(items), shuffled_path)
     else:
-        items, shuf_items, maps = shuffle_dataset(items, seed)
+        items, shuf_items, maps = shuffle_dataset(items, study.shuffle_seed)
     sp = plan_counts(maps)
     log.info("contamination: %d choice items shuffled (%d with pinned options), %d 判断题 unchanged, %d excluded %s",
              sp["shuffled"], sp["with_pinned"], sp["judge_unchanged"], sp["excluded"], sp["excluded_by_reason"])
     if not items:
         raise ConfigError("every loaded item was excluded from the shuffle (see shuffle_map.jsonl)")
-    name = str(cfg.data.get("name", "data"))
+    name = cfg.data.name
     orig_file = write_official(items, run_dir / "original.json")
     shuf_file = write_official(shuf_items, run_dir / "shuffled.json")
     write_jsonl(maps, run_dir / "shuffle_map.jsonl")
@@ -430,10 +431,10 @@ def run_contamination(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         read_predictions(run_dir / "original" / "predictions.jsonl"),
         read_predictions(run_dir / "shuffled" / "predictions.jsonl"),
         maps,
-        n_boot=int(cfg.run.get("n_boot", 1000)) if cfg.get("run") is not None else 1000,
-        seed=int(cfg.get("seed", 0)),
+        n_boot=cfg.run.n_boot,
+        seed=cfg.seed,
     )
-    res["shuffle_seed"] = seed
+    res["shuffle_seed"] = study.shuffle_seed
     res["shuffled_source"] = str(shuffled_path) if shuffled_path else "generated"
     write_outputs(res, run_dir)
     lm = res["letter_memory"]

@@ -10,12 +10,9 @@ Methods (all scored on the items *outside* the calibration split, except the lab
 * ``best_single`` — the model most accurate on the calibration split.
 * ``oracle`` — an item counts as right when any model got it right (upper bound of any selector).
 
-Tie rule: among tied labels, the one chosen by the model ranked highest on the calibration split (accuracy, then
-name) wins; without a ranking, the lowest label in sort order.
-
-多选题: per-option binary relevance. Each letter any model picked is a yes/no task (abstaining models do not vote);
-a letter is kept when its (weighted) yes votes beat the no votes; the kept letters form the answer. When fewer than
-two letters survive (a 多选题 answer has at least two), the whole-set vote is used for that item instead.
+The vote rules (ties, 多选题) and the crowd-kit fits are in ``qualbench.analysis.voting``; this module aligns the
+runs, splits calibration from scored items, scores every method and writes the outputs. Its ``study`` keys and
+their defaults: ``CrowdStudy`` (``qualbench/study_config.py``).
 """
 
 from __future__ import annotations
@@ -26,27 +23,22 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from omegaconf import DictConfig
 
 from qualbench.analysis.runs import RunInfo, load_runs
 from qualbench.analysis.stats import bootstrap_mean_ci, compare_groups, group_order
+from qualbench.analysis.voting import CROWDKIT_METHODS, MULTI_STRATEGY, TIE_RULE, crowdkit_labels, ranking, vote_items
 from qualbench.answers import AnswerError, canonical_answer, canonical_type, guess_type
 from qualbench.errors import ConfigError, DataError
 from qualbench.formatting import pct as _pct, signed_points as _sp
-from qualbench.records import JUDGE, MULTI, QUESTION_TYPES
+from qualbench.records import QUESTION_TYPES
+from qualbench.study_config import CrowdStudy, study_settings
 
 log = logging.getLogger(__name__)
 
-TIE_RULE = (
-    "ties go to the label chosen by the highest-ranked model on the calibration split "
-    "(calibration accuracy, then name); without a ranking, to the lowest label in sort order"
-)
-MULTI_STRATEGY = (
-    "per-option binary relevance: each letter any model picked is a yes/no task; a letter is kept when its "
-    "(weighted) yes votes beat the no votes; if fewer than two letters survive, the whole-set vote is used"
-)
 LEAKY = "weighted_vote_in_sample (leaky)"
 
 
@@ -54,61 +46,6 @@ def canon(label: Any, question_type: str | None = None) -> str:
     """Canonical label (:func:`qualbench.answers.canonical_answer`): letters sorted and de-duplicated ("CA" → "AC"),
     对/√ → 正确, "" for none or unreadable. Without ``question_type`` the type is guessed from the label."""
     return canonical_answer(label, question_type or guess_type(label))
-
-
-# ---------------------------------------------------------------- votes (pure functions)
-
-
-def weighted_vote(
-    labels: Sequence[str], weights: Sequence[float] | None = None, rank: Sequence[int] | None = None
-) -> str:
-    """The label with the largest total weight ("" = abstain, ignored). ``rank``: worker indices, best first,
-    used to break ties; without it ties go to the lowest label. All abstain → ""."""
-    w = [1.0] * len(labels) if weights is None else list(weights)
-    score: dict[str, float] = defaultdict(float)
-    for lab, wi in zip(labels, w):
-        if lab:
-            score[lab] += wi
-    if not score:
-        return ""
-    best = max(score.values())
-    tied = sorted(lab for lab, s in score.items() if np.isclose(s, best))
-    if len(tied) == 1:
-        return tied[0]
-    if rank is not None:
-        for i in rank:
-            if labels[i] in tied:
-                return labels[i]
-    return tied[0]
-
-
-def majority_vote(labels: Sequence[str], rank: Sequence[int] | None = None) -> str:
-    """One model, one vote (see ``weighted_vote`` for abstains and ties)."""
-    return weighted_vote(labels, None, rank)
-
-
-def multi_vote(
-    labels: Sequence[str], weights: Sequence[float] | None = None, rank: Sequence[int] | None = None
-) -> str:
-    """多选题 by per-option binary relevance (see module docstring)."""
-    w = [1.0] * len(labels) if weights is None else list(weights)
-    voters = [i for i, lab in enumerate(labels) if lab]
-    if not voters:
-        return ""
-    letters = sorted({ch for i in voters for ch in labels[i]})
-    kept = []
-    for ch in letters:
-        yes = sum(w[i] for i in voters if ch in labels[i])
-        no = sum(w[i] for i in voters if ch not in labels[i])
-        if np.isclose(yes, no):
-            first = next((i for i in (rank or []) if labels[i]), None)
-            if first is not None and ch in labels[first]:
-                kept.append(ch)
-        elif yes > no:
-            kept.append(ch)
-    if len(kept) < 2:
-        return weighted_vote(labels, w, rank)
-    return "".join(kept)
 
 
 # ---------------------------------------------------------------- the item × model table
@@ -196,65 +133,6 @@ def worker_accuracy(table: CrowdTable, rows: np.ndarray) -> np.ndarray:
     return table.correct[rows].mean(axis=0)
 
 
-def ranking(acc: np.ndarray, workers: Sequence[str]) -> list[int]:
-    return sorted(range(len(workers)), key=lambda j: (-acc[j], workers[j]))
-
-
-def vote_all(table: CrowdTable, rows: np.ndarray, weights: Sequence[float] | None, rank: Sequence[int]) -> list[str]:
-    out = []
-    for i in rows:
-        labs = table.labels[i]
-        fn = multi_vote if table.qtype[i] == MULTI else weighted_vote
-        out.append(fn(labs, weights, rank))
-    return out
-
-
-# ---------------------------------------------------------------- crowd-kit aggregators
-
-
-def _crowdkit(name: str) -> Callable[[], Any]:
-    from crowdkit import aggregation
-
-    return {
-        "dawid_skene": lambda: aggregation.DawidSkene(n_iter=100),
-        "glad": lambda: aggregation.GLAD(n_iter=100),
-        "mace": lambda: aggregation.MACE(n_restarts=3, n_iter=50, random_state=0),
-    }[name]
-
-
-def crowdkit_labels(table: CrowdTable, method: str) -> dict[str, str]:
-    """Fit one crowd-kit aggregator per question family on all items (no gold used) → idx → label."""
-    import pandas as pd
-
-    fams: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    multi_letters: dict[str, list[str]] = {}
-    for i, x in enumerate(table.idx):
-        labs = table.labels[i]
-        if table.qtype[i] == MULTI:
-            letters = sorted({ch for lab in labs for ch in lab})
-            multi_letters[x] = letters
-            for ch in letters:
-                for w, lab in zip(table.workers, labs):
-                    if lab:
-                        fams["multi"].append((f"{x}#{ch}", w, "1" if ch in lab else "0"))
-        else:
-            fam = "judge" if table.qtype[i] == JUDGE else "single"
-            fams[fam].extend((x, w, lab) for w, lab in zip(table.workers, labs) if lab)
-    pred: dict[str, str] = {}
-    for fam, rows in fams.items():
-        df = pd.DataFrame(rows, columns=["task", "worker", "label"])
-        res = _crowdkit(method)().fit_predict(df)
-        pred.update({str(k): str(v) for k, v in res.items()})
-    out: dict[str, str] = {}
-    for i, x in enumerate(table.idx):
-        if table.qtype[i] == MULTI:
-            kept = "".join(ch for ch in multi_letters.get(x, []) if pred.get(f"{x}#{ch}") == "1")
-            out[x] = kept if len(kept) >= 2 else majority_vote(table.labels[i])
-        else:
-            out[x] = pred.get(x, "")
-    return out
-
-
 # ---------------------------------------------------------------- the study
 
 
@@ -274,13 +152,9 @@ def summarize(correct: np.ndarray, domain: Sequence[str], qtype: Sequence[str], 
 
 
 def crowd_study(
-    runs: list[RunInfo],
-    calibration_fraction: float = 0.3,
-    seed: int = 0,
-    n_boot: int = 1000,
-    methods: Sequence[str] = ("dawid_skene", "glad", "mace"),
+    runs: list[RunInfo], *, calibration_fraction: float, seed: int, n_boot: int, methods: Sequence[str]
 ) -> dict[str, Any]:
-    """Run every aggregation method; returns the ``crowd.json`` structure."""
+    """Run every aggregation method (``methods``: the crowd-kit ones); returns the ``crowd.json`` structure."""
     table = build_table(runs)
     strata = [f"{d}|{t}" for d, t in zip(table.domain, table.qtype)]
     cal_ids = calibration_split(table.idx, strata, calibration_fraction, seed)
@@ -299,13 +173,15 @@ def crowd_study(
 
     correct: dict[str, np.ndarray] = {}
     notes: dict[str, str] = {}
-    correct["majority_vote"] = right(vote_all(table, scored, None, rank))
-    correct["weighted_vote"] = right(vote_all(table, scored, acc_cal.tolist(), rank))
-    correct[LEAKY] = right(vote_all(table, scored, acc_in.tolist(), rank_in))
+    labels = [table.labels[i] for i in scored]
+    qtypes = [table.qtype[i] for i in scored]
+    correct["majority_vote"] = right(vote_items(labels, qtypes, None, rank))
+    correct["weighted_vote"] = right(vote_items(labels, qtypes, acc_cal.tolist(), rank))
+    correct[LEAKY] = right(vote_items(labels, qtypes, acc_in.tolist(), rank_in))
     notes[LEAKY] = "weights estimated on the scored items themselves (as in the paper): optimistic"
     for m in methods:
         try:
-            lab = crowdkit_labels(table, m)
+            lab = crowdkit_labels(table.idx, table.qtype, table.workers, table.labels, m)
         except Exception as e:  # noqa: BLE001 - report and go on with the other methods
             log.error("crowd: crowd-kit %s failed (%s: %s); it is left out of the results", m, type(e).__name__, e)
             notes[m] = f"FAILED: {type(e).__name__}: {e}"
@@ -318,10 +194,9 @@ def crowd_study(
     notes["oracle"] = "right when any model is right (upper bound)"
 
     dom = [table.domain[i] for i in scored]
-    typ = [table.qtype[i] for i in scored]
     results: dict[str, Any] = {}
     for name, c in correct.items():
-        res = summarize(c, dom, typ, n_boot, seed)
+        res = summarize(c, dom, qtypes, n_boot, seed)
         if name != "best_single":
             cmp = compare_groups(correct["best_single"], c, dom, n_boot=n_boot, seed=seed)
             res["vs_best_single"] = {k: v.to_dict() for k, v in cmp.items()}
@@ -434,23 +309,21 @@ def write_outputs(res: Mapping[str, Any], out_dir: Path) -> None:
     plot(res, out_dir / "crowd.png")
 
 
-def run_crowd(cfg: Any, run_dir: Path) -> dict[str, Any]:
+def run_crowd(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Task ``crowd``: ``study.runs`` (run dirs or sweep roots) → crowd.json / .md / .csv / .png in run_dir."""
-    study = cfg.get("study") or {}
-    paths = list(study.get("runs") or [])
-    if not paths:
+    study = study_settings(cfg, CrowdStudy)
+    if not study.runs:
         raise ConfigError("experiment=crowd needs study.runs=[DIR,...]: run directories of models on the same items")
-    runs = load_runs(paths)
-    log.info("crowd: %d runs from %s", len(runs), paths)
-    res = crowd_study(
-        runs,
-        calibration_fraction=float(study.get("calibration_fraction", 0.3)),
-        seed=int(study.get("seed", cfg.get("seed", 0))),
-        n_boot=int(cfg.get("run", {}).get("n_boot", 1000)),
-        methods=list(study.get("methods", ["dawid_skene", "glad", "mace"])),
-    )
+    unknown = [m for m in study.methods if m not in CROWDKIT_METHODS]
+    if unknown:
+        raise ConfigError(f"study.methods: unknown {', '.join(map(repr, unknown))} "
+                          f"(choose from {', '.join(CROWDKIT_METHODS)})")
+    runs = load_runs(study.runs)
+    log.info("crowd: %d runs from %s", len(runs), study.runs)
+    res = crowd_study(runs, calibration_fraction=study.calibration_fraction, seed=study.seed, n_boot=cfg.run.n_boot,
+                      methods=study.methods)
     run_dir = Path(run_dir)
     write_outputs(res, run_dir)
     log.info("crowd: wrote %s", run_dir / "crowd.md")
     best = max((k for k in res["methods"] if k not in ("oracle", LEAKY)), key=lambda k: res["methods"][k]["accuracy"])
-    return {"accuracy": res["methods"]["majority_vote"]["accuracy"], "best_method": best, **{"n_scored": res["n_scored"]}}
+    return {"accuracy": res["methods"]["majority_vote"]["accuracy"], "best_method": best, "n_scored": res["n_scored"]}
