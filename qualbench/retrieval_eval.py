@@ -27,6 +27,7 @@ from qualbench.data import load_dataset
 from qualbench.errors import ConfigError
 from qualbench.formatting import MISSING_MARK
 from qualbench.records import Question
+from qualbench.results import write_result
 from qualbench.study_config import RetrievalEvalStudy, study_settings
 from retrievers import metrics as M
 from retrievers.citations import Citation, TitleResolver, article_id, manifest_aliases, parse_citations
@@ -239,7 +240,7 @@ def run_retrieval_eval(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.warning("retrieval_eval: only %d of %d items cite a corpus law (< study.min_cited=%d): recall is "
                     "reported but not returned as a sweep objective", metrics["n_with_citation"], metrics["n"],
                     study.min_cited)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+    metrics = write_result(run_dir, "retrieval_eval", metrics)
     title = f"Retrieval: {metrics['retriever']} (routing={metrics['routing']}) on {metrics['data']} / {metrics['corpus']}"
     (run_dir / "report.md").write_text(metrics_markdown(metrics, title), encoding="utf-8")
     with open(run_dir / "retrieval.jsonl", "w", encoding="utf-8") as fh:

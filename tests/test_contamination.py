@@ -473,6 +473,7 @@ def test_run_contamination_end_to_end_and_resume(tmp_path):
               "contamination.csv", "contamination.png", "original/predictions.jsonl", "shuffled/metrics.json"):
         assert (out / f).exists(), f
     res = json.loads((out / "contamination.json").read_text(encoding="utf-8"))
+    assert res["task"] == "contamination" and res["schema_version"] >= 1
     assert res["shuffled_source"] == "generated"
     sp = res["shuffle_plan"]
     assert sp["items"] == 36 and res["n"] == 36 - sp["excluded"] == sp["shuffled"] + sp["judge_unchanged"]

@@ -85,6 +85,7 @@ def test_run_crowd_outputs_and_missing_items(tmp_path):
     for f in ("crowd.json", "crowd.md", "crowd.csv", "crowd.png"):
         assert (out / f).stat().st_size > 100, f
     res = json.loads((out / "crowd.json").read_text(encoding="utf-8"))
+    assert res["task"] == "crowd" and res["schema_version"] >= 1
     assert res["n_items"] == 89 and list(res["missing"].values()) == [["q0000"]]
     assert {"majority_vote", "weighted_vote", crowd.LEAKY, "dawid_skene", "best_single", "oracle"} <= set(res["methods"])
     m = res["methods"]

@@ -39,6 +39,7 @@ from qualbench.analysis.stats import compare_groups, compare_paired
 from qualbench.errors import ConfigError, DataError
 from qualbench.formatting import pct as _pct, signed_points as _sp
 from qualbench.records import JUDGE, QUESTION_TYPES, Question
+from qualbench.results import write_result
 from qualbench.study_config import ContaminationStudy, study_settings
 
 log = logging.getLogger(__name__)
@@ -359,7 +360,7 @@ def to_markdown(res: Mapping[str, Any]) -> str:
 
 
 def write_outputs(res: Mapping[str, Any], out: Path) -> None:
-    (out / "contamination.json").write_text(json.dumps(res, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_result(out, "contamination", res)
     (out / "contamination.md").write_text(to_markdown(res), encoding="utf-8")
     with (out / "contamination.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

@@ -18,7 +18,6 @@ their defaults: ``CrowdStudy`` (``qualbench/study_config.py``).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from qualbench.answers import AnswerError, canonical_answer, canonical_type, gue
 from qualbench.errors import ConfigError, DataError
 from qualbench.formatting import pct as _pct, signed_points as _sp
 from qualbench.records import QUESTION_TYPES
+from qualbench.results import write_result
 from qualbench.study_config import CrowdStudy, study_settings
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ def plot(res: Mapping[str, Any], path: Path) -> Path:
 
 def write_outputs(res: Mapping[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "crowd.json").write_text(json.dumps(res, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_result(out_dir, "crowd", res)
     (out_dir / "crowd.md").write_text(to_markdown(res), encoding="utf-8")
     write_csv(res, out_dir / "crowd.csv")
     plot(res, out_dir / "crowd.png")
