@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-import runfixtures as rf  # noqa: E402
+from helpers import run_dirs as rf  # noqa: E402
 
 from qualbench.analysis import crowd  # noqa: E402
 from qualbench.analysis.runs import load_runs  # noqa: E402
