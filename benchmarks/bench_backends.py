@@ -1,6 +1,6 @@
 """Wall time of the HF backend on a tiny local model: loglik vs generate, batched vs one at a time.
 
-    python benchmarks/bench_backends.py [--n 48] [--batch-size 8] [--max-new-tokens 50] [--threads 1]
+    python -m benchmarks.bench_backends [--n 48] [--batch-size 8] [--max-new-tokens 50] [--threads 1]
 
 Uses the bundled sample questions (qualbench/resources/sample) when present, else synthetic ones.
 """

@@ -1,6 +1,6 @@
 """Index build time against a plain build, and how builds scale with the corpus.
 
-    python benchmarks/bench_build.py [--reps 3] [--sizes 1 10 50] [--queries 1000]
+    python -m benchmarks.bench_build [--reps 3] [--sizes 1 10 50] [--queries 1000]
 
 Corpus: ``../shared/corpora`` (86 laws) when present, else the bundled sample corpus.
 
@@ -28,7 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT))
 
 
 def corpus_root() -> Path:
@@ -124,8 +123,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             corpus = replicate(corpus_root(), size, Path(tmp) / "corpus")
             for kind in ("bm25", "dense"):
-                p = subprocess.run([sys.executable, __file__, "--child", str(corpus), kind, "--queries",
-                                    str(args.queries)], capture_output=True, text=True)
+                p = subprocess.run([sys.executable, "-m", "benchmarks.bench_build", "--child", str(corpus), kind,
+                                    "--queries", str(args.queries)], cwd=ROOT, capture_output=True, text=True)
                 if p.returncode != 0:
                     print(f"{size}× {kind}: failed: {p.stderr.strip().splitlines()[-1:]}")
                     continue

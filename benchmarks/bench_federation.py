@@ -1,6 +1,6 @@
 """Flower simulation vs the same FedAvg rounds run sequentially in one process, without Flower.
 
-    python benchmarks/bench_federation.py [--rounds 3] [--local-steps 10] [--out bench_federation.json]
+    python -m benchmarks.bench_federation [--rounds 3] [--local-steps 10] [--out bench_federation.json]
 
 Both arms use the same data (bundled sample, one client per domain), tiny model, LoRA settings, local
 training and evaluation code; each runs in a child process whose process tree (Ray workers included) is
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -102,9 +101,9 @@ def measure(arm: str, rounds: int, local_steps: int) -> dict:
         # prepare once outside the timed child so both arms start with model and partition on disk
         prepare_spec(run_dir, rounds, local_steps)
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, __file__, "--worker", arm, "--run-dir", str(run_dir),
-                                 "--rounds", str(rounds), "--local-steps", str(local_steps)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_federation", "--worker", arm, "--run-dir",
+                                 str(run_dir), "--rounds", str(rounds), "--local-steps", str(local_steps)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         peak = 0
         root = psutil.Process(proc.pid)
         while proc.poll() is None:

@@ -1,6 +1,6 @@
 """Throughput of model=openai through the runner against a bare asyncio httpx client, same server, same prompts.
 
-    python benchmarks/bench_openai_stream.py [--n 300] [--concurrency 64] [--delay 0.2] [--batch-size 32] [--reps 3]
+    python -m benchmarks.bench_openai_stream [--n 300] [--concurrency 64] [--delay 0.2] [--batch-size 32] [--reps 3]
 
 A loopback OpenAI-compatible server answers every request after ``--delay`` seconds. Measured, interleaved:
 ``bare``: asyncio + httpx with a semaphore of ``--concurrency`` (the reference); ``runner``: qualbench's
@@ -15,20 +15,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from chat_server import ChatServer  # noqa: E402
-
-from qualbench.models.base import Model  # noqa: E402
-from qualbench.models.openai_compat import OpenAIChatModel  # noqa: E402
-from qualbench.prompts.render import PromptConfig, render_messages  # noqa: E402
-from qualbench.records import SINGLE, Question  # noqa: E402
-from qualbench.evaluation import evaluate  # noqa: E402
+from qualbench.models.base import Model
+from qualbench.models.openai_compat import OpenAIChatModel
+from qualbench.prompts.render import PromptConfig, render_messages
+from qualbench.records import SINGLE, Question
+from qualbench.evaluation import evaluate
+from tests.helpers.chat_server import ChatServer
 
 
 def items(n: int, rep: int) -> list[Question]:

@@ -1,12 +1,13 @@
 """Retrieval throughput, measured in one run and reported as ratios.
 
-    python benchmarks/bench_retrieval.py [--n 50000] [--dim 256] [--queries 1000] [--threads 1] [--json out.json]
+    python -m benchmarks.bench_retrieval [--n 50000] [--dim 256] [--queries 1000] [--threads 1] [--json out.json]
 
 1. Dense: FAISS IndexFlatIP vs IndexHNSWFlat vs a NumPy brute-force baseline (matrix product + argpartition)
    on ``--n`` synthetic L2-normalised vectors (clustered: a mixture of 256 Gaussians, like real embeddings):
    build time, batched and one-at-a-time query throughput, and HNSW recall@10 against the exact Flat result.
 2. BM25 (bm25s + our tokenizers) query throughput on the real shared-corpus chunks when ``../shared/corpora``
-   exists (queries: the real exam questions when ``../shared/exams`` exists), else on synthetic Chinese text.
+   exists (queries: the real exam questions when ``../shared/exams`` exists), else on synthetic Chinese text
+   (the bundled ``corpora/sample`` chunks, repeated and reversed).
 3. Persistence: ``build_retriever`` build vs load-from-cache time (BM25 and dense LSA), and HNSW
    write/read vs build.
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+SAMPLE_CORPUS = ROOT / "corpora" / "sample"
 
 
 def timed(fn, *args, **kwargs):
@@ -109,12 +111,9 @@ def _bm25_inputs(seed: int, n_queries: int):
         chunks = chunk_corpus(read_corpus(corpora))
         source = f"shared corpus ({len(chunks)} chunks)"
     else:
-        from retrievers.demo import write_demo_corpus
-
-        tmp = Path(tempfile.mkdtemp())
-        chunks = chunk_corpus(read_corpus(write_demo_corpus(tmp)))
+        chunks = chunk_corpus(read_corpus(SAMPLE_CORPUS))
         chunks = [type(c)(f"{c.id}-{i}", c.text[::-1] if i % 2 else c.text, dict(c.metadata))
-                  for i in range(300) for c in chunks]  # synthetic: repeated / reversed demo text
+                  for i in range(25) for c in chunks]  # synthetic: repeated / reversed sample-corpus text
         source = f"synthetic Chinese text ({len(chunks)} chunks)"
     exams = sorted((SHARED / "exams").glob("*.json"))
     if exams:
@@ -152,12 +151,7 @@ def bench_persistence(args) -> dict:
     from retrievers.build import build_retriever
 
     corpora = SHARED / "corpora"
-    if corpora.is_dir():
-        corpus, label = corpora, "shared corpus"
-    else:
-        from retrievers.demo import write_demo_corpus
-
-        corpus, label = write_demo_corpus(Path(tempfile.mkdtemp())), "demo corpus"
+    corpus, label = (corpora, "shared corpus") if corpora.is_dir() else (SAMPLE_CORPUS, "bundled sample corpus")
     res: dict = {"corpus": label}
     with tempfile.TemporaryDirectory() as cache:
         for kind in ("bm25", "dense"):

@@ -1,6 +1,6 @@
 """Time answer extraction and compute_metrics on 20,000 synthetic predictions.
 
-    python benchmarks/bench_scoring.py [--n 20000] [--seed 0] [--n-boot 1000]
+    python -m benchmarks.bench_scoring [--n 20000] [--seed 0] [--n-boot 1000]
 
 Replies are generated from templates in the styles models actually use (bare letters, 答案：X, chain of
 thought with option-by-option discussion, Markdown, <think> blocks, English, JSON, standard codes in the

@@ -1,6 +1,6 @@
 """Batched search of our indices against the raw library on the same index, same inputs, in one process.
 
-    python benchmarks/bench_search.py [--queries 1000] [--k 10] [--reps 5]
+    python -m benchmarks.bench_search [--queries 1000] [--k 10] [--reps 5]
 
 Corpus: ``../shared/corpora`` (86 laws) when present, else the bundled sample corpus; queries: the real exam
 questions of ``../shared/exams`` when present, else the sample set. Indices are built into a temporary cache.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT))
 
 
 def timings(fn, reps: int) -> tuple[float, float, object]:

@@ -1,6 +1,6 @@
 """Start-up: ``qualbench --help`` against importing the app, and Hydra's own help, in fresh processes.
 
-    python benchmarks/bench_startup.py [--reps 5]
+    python -m benchmarks.bench_startup [--reps 5]
 
 Prints min/median seconds of each and the ratio to the import (goal for ``--help``: ≤ 2×). "Hydra's app
 --help (before)" is what ``qualbench --help`` ran before it printed its own help.

@@ -1,6 +1,6 @@
 """How long a dripping or silent server costs one request, against the loopback fault server.
 
-    python benchmarks/bench_timeouts.py [--timeouts 0.5 1 2] [--reps 3]
+    python -m benchmarks.bench_timeouts [--timeouts 0.5 1 2] [--reps 3]
 
 ``model.timeout_s`` is a total deadline per attempt: each line should read about timeout_s (plus ~0.1 s).
 """
@@ -8,19 +8,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def one(tag: str, timeout_s: float, rep: int) -> float:
-    from chat_server import ChatServer
-
     from qualbench.models.base import ModelError
     from qualbench.models.openai_compat import OpenAIChatModel
     from qualbench.records import SINGLE, Question, Request
+    from tests.helpers.chat_server import ChatServer
 
     item = Question(idx="q", question_type=SINGLE, domain="消防", stem="题干", options={"A": "甲", "B": "乙"}, answer="A")
     with ChatServer() as server:

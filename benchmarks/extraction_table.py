@@ -1,6 +1,6 @@
 """Per-family accuracy of extract_answer on the hand-written case table (tests/extract_cases/table.py).
 
-    python benchmarks/extraction_table.py [--show-misses] [--shared]
+    python -m benchmarks.extraction_table [--show-misses] [--shared]
 
 A case is read correctly when extract_answer returns exactly what a careful grader reads ("" where the
 grader abstains). Also counts wrong non-empty answers: overall, and on the must-abstain cases.

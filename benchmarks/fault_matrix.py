@@ -1,6 +1,6 @@
 """Faults and bad inputs, tried through the real CLI: does each one end as docs/failures.md says?
 
-    python benchmarks/fault_matrix.py [--only NAME] [--keep DIR]
+    python -m benchmarks.fault_matrix [--only NAME] [--keep DIR]
 
 Every case runs ``python -m qualbench`` (or a sweep / two processes) in a fresh temporary folder.
 *Faults* (a misbehaving server, a killed or doubled run, a tampered cache, a bad sweep job) count as survived
@@ -8,7 +8,7 @@ when no traceback is printed, the exit code is the documented one, and after the
 re-running into the same directory) every item is in ``predictions.jsonl`` exactly once. *Bad inputs* (files and
 options a user gets wrong) count as handled when the run either goes on and reports what it dropped, or stops
 with exit code 2 and exactly one ``qualbench: error:`` line that names the file or the cause. Prints one row per
-case and the totals; exits 1 when any case fails. Uses ``tests/chat_server.py`` (loopback only).
+case and the totals; exits 1 when any case fails. Uses ``tests/helpers/chat_server.py`` (loopback only).
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tests.helpers.chat_server import ChatServer
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from chat_server import ChatServer  # noqa: E402
-
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", FM_KEY="x")
 QUIET = ["run.plots=false", "run.n_boot=20"]
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers.records import make_record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -32,18 +33,6 @@ def shared_corpora() -> Path:
     if not SHARED_CORPORA.is_dir():
         pytest.skip(f"real corpora not present at {SHARED_CORPORA}")
     return SHARED_CORPORA
-
-
-def make_record(idx, qtype="单选题", domain="消防", answer="B", options=("甲", "乙", "丙", "丁"), stem=None, **kw):
-    """An official-format record written for tests."""
-    stem = stem or f"测试题目{idx}：下列哪一项符合规定（ ）。"
-    if qtype == "判断题":
-        q = stem
-    else:
-        q = stem + "\n" + "\n".join(f"{'ABCDEFG'[i]}．{t}{idx}" for i, t in enumerate(options))
-    rec = {"idx": idx, "question_type": qtype, "domain": domain, "question": q, "answer": answer, "explanation": ""}
-    rec.update(kw)
-    return rec
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ scoring/extract.py; "ERR" = raised). Every entry point now gives the one answer 
 from __future__ import annotations
 
 import pytest
-from conftest import make_record
+from helpers.records import make_record
 
 from qualbench import answers
 from qualbench.analysis import crowd

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.demo_corpus import write_demo_corpus
 from qualbench.errors import ConfigError, QualBenchError
 from retrievers.build import build_retriever
-from retrievers.demo import write_demo_corpus
 from retrievers.embedders import EmbedderError, LSAEmbeddings
 from retrievers.store import MANIFEST, IndexCacheError, load_or_build, parse_cache_mode
 

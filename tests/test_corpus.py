@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.demo_corpus import demo_law_text, write_demo_corpus
 from retrievers.chunking import ChunkConfig, chunk_corpus, chunk_document, split_paragraphs
 from retrievers.corpus import CorpusError, corpus_hash, decode_bytes, read_corpus
-from retrievers.demo import demo_law_text, write_demo_corpus
 from retrievers.structure import INFO_END, article_label, cn_to_int, int_to_cn, parse_law
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import runfixtures as rf  # noqa: E402
+from helpers import run_dirs as rf  # noqa: E402
 
 from qualbench.analysis import crowd  # noqa: E402
 from qualbench.analysis.runs import load_runs  # noqa: E402

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import make_record
+from helpers.records import make_record
 
 from qualbench.data import (
     canonical_answer,

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from conftest import make_record
+from helpers.cli import run_app
+from helpers.records import make_record
 from qualbench.data import load_dataset
 from qualbench.errors import ConfigError
 from qualbench.prompts.fewshot import FewShotSampler, content_key
 from qualbench.prompts.render import PromptConfig, render_messages
-from test_runner import _run_app
 
 
 def _items(path):
@@ -61,9 +61,9 @@ def test_app_k_shot_from_a_named_dev_file(small_json, tmp_path):
                                     ("多选题", "ACD", "消防"), ("判断题", "正确", "消防"), ("判断题", "错误", "消防")])],
                               ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "o"
-    r = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", "prompt.num_fewshot=2",
+    r = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", "prompt.num_fewshot=2",
                  f"prompt.fewshot_data={{loader: qualbench_json, path: '{dev}'}}", f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
-    r = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", "prompt.num_fewshot=3",
+    r = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", "prompt.num_fewshot=3",
                  f"prompt.fewshot_data={{loader: qualbench_json, path: '{dev}'}}", f"hydra.run.dir={tmp_path / 'o2'}")
     assert r.returncode == 2 and "few-shot pool has only 2" in r.stderr

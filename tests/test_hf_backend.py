@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from tiny_lm import save_tiny_lm  # noqa: E402
-
 from qualbench.models.base import ModelError  # noqa: E402
 from qualbench.models.hf import HFModel  # noqa: E402
 from qualbench.models.hf_loglik import common_prefix_len, decide, left_pad, length_sorted_batches  # noqa: E402
+from qualbench.models.tiny import save_tiny  # noqa: E402
 from qualbench.prompts.render import PromptConfig, messages_to_text, render_messages  # noqa: E402
 from qualbench.records import JUDGE, MULTI, SINGLE, Question, Request  # noqa: E402
 
@@ -29,6 +28,18 @@ def requests(items=QUESTIONS, cfg=PromptConfig()) -> list[Request]:
     return [Request(q, render_messages(q, cfg)) for q in items]
 
 
+# what the tiny tokenizer spells: the zero- and one-shot prompts of every question here, and the judge words
+VOCAB_TEXTS = ["正确错误对错"] + [m["content"] for cfg in (PromptConfig(), PromptConfig(one_shot=True))
+                                 for r in requests([*QUESTIONS, LONG], cfg) for m in r.messages]
+
+
+def tiny_lm(path: Path, extra_texts=(), arch: str = "llama", **kw) -> Path:
+    """The tiny LM of these tests: 512 positions; a Llama with grouped-query attention or a GPT-2."""
+    if arch == "llama":
+        kw["num_kv_heads"] = 2
+    return save_tiny(path, [*VOCAB_TEXTS, *extra_texts], max_positions=512, arch=arch, **kw)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def offline():
     mp = pytest.MonkeyPatch()
@@ -39,17 +50,17 @@ def offline():
 
 @pytest.fixture(scope="module")
 def lm_dir(tmp_path_factory) -> Path:
-    return save_tiny_lm(tmp_path_factory.mktemp("tiny_chat"), extra_texts=[q.text for q in QUESTIONS])
+    return tiny_lm(tmp_path_factory.mktemp("tiny_chat"))
 
 
 @pytest.fixture(scope="module")
 def plain_dir(tmp_path_factory) -> Path:
-    return save_tiny_lm(tmp_path_factory.mktemp("tiny_plain"), chat_template=False)
+    return tiny_lm(tmp_path_factory.mktemp("tiny_plain"), chat_template=False)
 
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory) -> Path:
-    return save_tiny_lm(tmp_path_factory.mktemp("tiny_gpt2"), arch="gpt2")
+    return tiny_lm(tmp_path_factory.mktemp("tiny_gpt2"), arch="gpt2")
 
 
 def hf(path, **kw) -> HFModel:
@@ -93,7 +104,7 @@ def test_chat_template_when_present_and_not_when_absent(lm_dir, plain_dir):
     chat = hf(lm_dir)
     assert chat.use_chat_template
     text = chat.prompt_text(msgs)
-    assert text.startswith("<|system|>") and text.endswith("<|assistant|>") and QUESTIONS[0].stem in text
+    assert text.startswith("<s>系统：" + PromptConfig().system) and text.endswith("助手：") and QUESTIONS[0].stem in text
     plain = hf(plain_dir)
     assert not plain.use_chat_template and plain.prompt_text(msgs) == messages_to_text(msgs)
     assert not hf(lm_dir, chat_template="none").use_chat_template
@@ -248,7 +259,7 @@ def test_runner_end_to_end_loglik_and_overflow(small_json, tmp_path):
 
     from qualbench.data import load_dataset
 
-    lm = save_tiny_lm(tmp_path / "lm", extra_texts=[small_json.read_text(encoding="utf-8")])
+    lm = tiny_lm(tmp_path / "lm", extra_texts=[small_json.read_text(encoding="utf-8")])
     probe = hf(lm, mode="loglik")
     items = load_dataset({"loader": "qualbench_json", "path": str(small_json)})
     n_tok = {q.idx: len(probe.encode(probe.prompt_text(render_messages(q, PromptConfig())) + "答案：")) for q in items}

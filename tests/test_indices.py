@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.demo_corpus import DEMO_QUERIES, write_demo_corpus
 from qualbench.config import PROJECT_ROOT
 from retrievers.build import build_retriever
-from retrievers.demo import DEMO_QUERIES, write_demo_corpus
 from retrievers.embedders import EmbedderError, LSAEmbeddings, SentenceTransformerEmbeddings
 from retrievers.faiss_index import IndexParams, make_faiss_index
 from retrievers.store import MANIFEST
@@ -238,8 +238,7 @@ def test_persistence_and_invalidation(tmp_path, monkeypatch):
 
 
 _CHILD = textwrap.dedent("""
-    import json, sys
-    sys.path.insert(0, {root!r})
+    import json
     from retrievers.build import build_retriever
     r = build_retriever({{"kind": "hybrid", "embedder": {{"dim": 8}}}}, {corpus!r}, {cache!r})
     print(json.dumps({{"built": r.built, "dirs": r.index_dirs, "n": len(r.chunks),
@@ -249,9 +248,9 @@ _CHILD = textwrap.dedent("""
 
 def test_concurrent_builders_share_one_index(tmp_path):
     corpus, cache = write_demo_corpus(tmp_path / "c"), tmp_path / "cache"
-    code = _CHILD.format(root=str(PROJECT_ROOT), corpus=str(corpus), cache=str(cache))
+    code = _CHILD.format(corpus=str(corpus), cache=str(cache))
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+                              text=True, cwd=PROJECT_ROOT) for _ in range(2)]
     outs = []
     for p in procs:
         out, err = p.communicate(timeout=240)
@@ -267,8 +266,7 @@ def test_concurrent_builders_share_one_index(tmp_path):
 def test_store_lock_serialises_builders(tmp_path):
     """Two processes racing on one key with a slow build: the lock makes the second wait and load."""
     code = textwrap.dedent(f"""
-        import json, sys, time
-        sys.path.insert(0, {str(PROJECT_ROOT)!r})
+        import json, time
         from retrievers.store import load_or_build
         def build(tmp):
             (tmp / "data.txt").write_text("ok")
@@ -278,7 +276,7 @@ def test_store_lock_serialises_builders(tmp_path):
         print(json.dumps({{"built": built, "pid": manifest["pid"], "data": (d / "data.txt").read_text()}}))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+                              text=True, cwd=PROJECT_ROOT) for _ in range(2)]
     outs = [json.loads(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
     assert sorted(o["built"] for o in outs) == [False, True]
     assert outs[0]["pid"] == outs[1]["pid"] and all(o["data"] == "ok" for o in outs)

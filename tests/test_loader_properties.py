@@ -10,7 +10,7 @@ hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypot
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conftest import make_record  # noqa: E402
+from helpers.records import make_record  # noqa: E402
 from qualbench.data import load_dataset_with_report  # noqa: E402
 from qualbench.errors import DataError  # noqa: E402
 

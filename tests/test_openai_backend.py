@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chat_server import ChatServer  # noqa: E402
+from helpers.chat_server import ChatServer  # noqa: E402
 
 from qualbench.models.base import ModelError  # noqa: E402
 from qualbench.models.openai_compat import (  # noqa: E402

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import run_app
 from qualbench.errors import DataError
 from qualbench.models.replay import parse_line, read_responses
-from test_runner import _run_app
 
 
 def _lines(path: Path) -> list[dict]:
@@ -52,7 +52,7 @@ def test_conflicting_duplicate_and_unknown_shape_name_the_line(tmp_path):
 
 def test_replay_of_our_own_run_and_of_other_formats_scores_identically(small_json, tmp_path):
     first = tmp_path / "random"
-    r = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={first}", "seed=3")
+    r = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={first}", "seed=3")
     assert r.returncode == 0, r.stderr[-3000:]
     original = {p["idx"]: p for p in _lines(first / "predictions.jsonl")}
     acc = json.loads((first / "metrics.json").read_text(encoding="utf-8"))["accuracy"]
@@ -66,7 +66,7 @@ def test_replay_of_our_own_run_and_of_other_formats_scores_identically(small_jso
         for n, (i, p) in enumerate(original.items())])
     for k, path in enumerate([first / "predictions.jsonl", plain, lm_eval, batch]):
         out = tmp_path / f"replay{k}"
-        r = _run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
+        r = run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
                      f"hydra.run.dir={out}")
         assert r.returncode == 0, r.stderr[-3000:]
         replayed = {p["idx"]: p for p in _lines(out / "predictions.jsonl")}
@@ -80,7 +80,7 @@ def test_missing_and_unknown_idx_are_reported_not_guessed(small_json, tmp_path):
     rows = [{"idx": i, "response": "答案：C"} for i in idx[:20]] + [{"idx": "not-in-file", "response": "答案：A"}]
     path = _write_jsonl(tmp_path / "partial.jsonl", rows)
     out = tmp_path / "o"
-    r = _run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
+    r = run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
                  f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     log = r.stdout + r.stderr
@@ -92,7 +92,7 @@ def test_missing_and_unknown_idx_are_reported_not_guessed(small_json, tmp_path):
     assert m["replay"] == {"path": str(path), "n_responses": 21, "n_missing": 4, "n_unknown": 1,
                            "unknown_idx": ["not-in-file"]}
     # a resume with nothing left to do rewrites metrics.json with the same replay report (it was all zeros)
-    again = _run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
+    again = run_app("model=replay", f"model.path={path}", "data=qualbench_json", f"data.path={small_json}",
                      f"hydra.run.dir={out}")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((out / "metrics.json").read_text(encoding="utf-8"))["replay"] == m["replay"]

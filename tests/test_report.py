@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import runfixtures as rf  # noqa: E402
+from helpers import run_dirs as rf  # noqa: E402
 
 from qualbench.analysis.runs import assign_labels, find_run_dirs, load_runs, varying_keys  # noqa: E402
 from qualbench.report.build import build_report  # noqa: E402

@@ -9,8 +9,8 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from helpers.demo_corpus import DEMO_QUERIES, write_demo_corpus
 from retrievers.build import build_retriever
-from retrievers.demo import DEMO_QUERIES, write_demo_corpus
 from retrievers.fusion import rrf
 from retrievers.routing import routing_accuracy
 from retrievers.tokenize import char_bigram, jieba_words

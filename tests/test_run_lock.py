@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qualbench.runlock import HOLDER_NAME, run_dir_lock  # noqa: E402
-from chat_server import ChatServer  # noqa: E402
+from helpers.chat_server import ChatServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2", LOOPBACK_KEY="x")

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from helpers.cli import run_app
 from qualbench.data import load_dataset
 from qualbench.models.random_baseline import RandomModel
 from qualbench.predictions import read_predictions
 from qualbench.prompts.render import PromptConfig
 from qualbench.records import Request
 from qualbench.evaluation import evaluate
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _run_app(*overrides: str, cwd: Path | None = None, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "qualbench", *overrides],
-        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=600,
-    )
 
 
 class CrashingModel(RandomModel):
@@ -70,7 +56,7 @@ def test_resume_after_crash_recomputes_nothing(small_json, tmp_path):
 
 def test_app_random_on_file_writes_run_dir(small_json, tmp_path):
     out = tmp_path / "out"
-    r = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}", "seed=1")
+    r = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}", "seed=1")
     assert r.returncode == 0, r.stderr[-3000:]
     for name in ("predictions.jsonl", "metrics.json", "report.md", "by_domain.png", "config.yaml", "cleaning_report.json"):
         assert (out / name).exists(), name
@@ -85,25 +71,25 @@ def test_app_random_on_file_writes_run_dir(small_json, tmp_path):
     acc = sum(x["correct"] for x in lines) / len(lines)
     assert m["accuracy"] == pytest.approx(acc)
     # re-running into the same directory resumes: nothing recomputed, same metrics
-    r2 = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}", "seed=1")
+    r2 = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}", "seed=1")
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert len((out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()) == 24
     # a different config into the same directory is refused with a clear message
-    r3 = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}", "model.seed=9")
+    r3 = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}", "model.seed=9")
     assert r3.returncode == 2 and "different config" in r3.stderr
 
 
 def test_app_bad_input_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('[{"idx": 1, "question_type": "单选题"', encoding="utf-8")
-    r = _run_app("model=random", "data=qualbench_json", f"data.path={bad}", f"hydra.run.dir={tmp_path / 'o'}")
+    r = run_app("model=random", "data=qualbench_json", f"data.path={bad}", f"hydra.run.dir={tmp_path / 'o'}")
     assert r.returncode == 2
     assert "bad.json:1" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_multirun_over_seeds(small_json, tmp_path):
     sweep = tmp_path / "sweep"
-    r = _run_app("-m", "model=random", "data=qualbench_json", f"data.path={small_json}", "seed=0,1",
+    r = run_app("-m", "model=random", "data=qualbench_json", f"data.path={small_json}", "seed=0,1",
                  f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
     accs = [json.loads((sweep / str(i) / "metrics.json").read_text(encoding="utf-8"))["accuracy"] for i in (0, 1)]
@@ -125,7 +111,7 @@ def test_each_prediction_line_is_a_per_sample_log(tmp_path):
 
     runs = []
     for name, cache in (("a", tmp_path / "cache1"), ("b", tmp_path / "cache2")):
-        proc = _run_app("model=random", "prompt=rag", "limit=6", f"retriever.cache_dir={cache}",
+        proc = run_app("model=random", "prompt=rag", "limit=6", f"retriever.cache_dir={cache}",
                         f"hydra.run.dir={tmp_path / name}", "run.plots=false", "run.n_boot=10")
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(list(read_predictions(tmp_path / name / "predictions.jsonl")))
@@ -150,7 +136,7 @@ def test_default_experiment_writes_rule_label_mark_and_references(tmp_path):
     from collections import Counter
 
     out = tmp_path / "default"
-    r = _run_app(f"hydra.run.dir={out}")
+    r = run_app(f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert m["uses_eval_labels"] is False  # calibration=sample: fitted on the bundled set minus evaluated items
@@ -189,14 +175,14 @@ def test_default_experiment_writes_rule_label_mark_and_references(tmp_path):
 
 def test_label_mark_and_scoring_overrides(small_json, tmp_path):
     out = tmp_path / "crossfit"
-    r = _run_app("model.calibration=crossfit", "model.folds=2", f"hydra.run.dir={out}", "run.plots=false")
+    r = run_app("model.calibration=crossfit", "model.folds=2", f"hydra.run.dir={out}", "run.plots=false")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert m["uses_eval_labels"] is True
     assert "**YES: this model read the evaluated items' labels**" in (out / "report.md").read_text(encoding="utf-8")
     # a stated rule: half credit, 多选题 worth 4 points; recorded, and applied to every prediction line
     out = tmp_path / "half"
-    r = _run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}",
+    r = run_app("model=random", "data=qualbench_json", f"data.path={small_json}", f"hydra.run.dir={out}",
                  "scoring.multi_partial=half", "scoring.points.multi=4", "run.plots=false")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -211,8 +197,8 @@ def test_label_mark_and_scoring_overrides(small_json, tmp_path):
     assert any(x["exam_score"] == 0.5 for x in lines)  # this seed draws 少选 answers, so half credit is used
     assert m["exam_points"] == pytest.approx(sum(pts[x["question_type"]] * x["exam_score"] for x in lines))
     # typos and bad points stop the run with one line, no traceback
-    bad = _run_app("model=random", f"hydra.run.dir={tmp_path / 'bad'}", "scoring.multi_partial=halff")
+    bad = run_app("model=random", f"hydra.run.dir={tmp_path / 'bad'}", "scoring.multi_partial=halff")
     assert bad.returncode != 0 and "Invalid value 'halff'" in bad.stderr and "Traceback" not in bad.stderr
-    bad = _run_app("model=random", f"hydra.run.dir={tmp_path / 'bad2'}", "scoring.points.multi=0")
+    bad = run_app("model=random", f"hydra.run.dir={tmp_path / 'bad2'}", "scoring.points.multi=0")
     assert bad.returncode == 2 and "points must be a positive number" in bad.stderr
     assert "Traceback" not in bad.stderr

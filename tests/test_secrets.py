@@ -16,11 +16,11 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from chat_server import ChatServer  # noqa: E402
+from helpers.chat_server import ChatServer  # noqa: E402
 
 from qualbench.models.openai_compat import OpenAIChatModel  # noqa: E402
 from qualbench.records import SINGLE, Question, Request  # noqa: E402
-from conftest import make_record  # noqa: E402
+from helpers.records import make_record  # noqa: E402
 
 from qualbench.predictions import PredictionWriter, read_predictions  # noqa: E402
 from qualbench.secrets import (  # noqa: E402
@@ -149,7 +149,7 @@ def test_error_snippet_is_redacted_before_it_is_cut(monkeypatch):
 
 
 def _exam_file(path: Path) -> Path:
-    """Six questions whose stems pick the loopback server's faults (see tests/chat_server.py)."""
+    """Six questions whose stems pick the loopback server's faults (see tests/helpers/chat_server.py)."""
     tags = ["#echo", "#echolong", "#null", "", "#500", "#echo #429"]
     recs = [make_record(i, "单选题", "消防", "A", stem=f"测试题目{i} {t}：下列哪一项符合规定（ ）。") for i, t in enumerate(tags)]
     path.write_text(json.dumps(recs, ensure_ascii=False), encoding="utf-8")

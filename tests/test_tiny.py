@@ -6,9 +6,11 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from qualbench.errors import ConfigError
 from qualbench.models.tiny import build_tiny_model, build_tiny_tokenizer, save_tiny
 
 TEXTS = ["企业应当建立安全生产责任制。", "答案：ACD", "消防车通道"]
@@ -50,3 +52,21 @@ def test_model_is_seeded():
     c = build_tiny_model(tok, seed=2)
     wa, wb, wc = (m.model.embed_tokens.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_plain_gpt2_saves_without_template(tmp_path):
+    d = save_tiny(tmp_path / "gpt2", TEXTS, chat_template=False, arch="gpt2", hidden_size=32, num_layers=1, num_heads=2)
+    model, tok = AutoModelForCausalLM.from_pretrained(d), AutoTokenizer.from_pretrained(d)
+    assert model.config.model_type == "gpt2" and model.config.n_layer == 1 and model.config.vocab_size == len(tok)
+    assert tok.chat_template is None
+
+
+def test_grouped_query_attention_and_bad_settings():
+    tok = build_tiny_tokenizer(TEXTS)
+    gqa = build_tiny_model(tok, hidden_size=64, num_heads=4, num_kv_heads=2)
+    attn = gqa.model.layers[0].self_attn
+    assert attn.q_proj.out_features == 64 and attn.k_proj.out_features == 32  # 4 query heads share 2 of 16 dims
+    with pytest.raises(ConfigError, match="unknown tiny model arch 'bert'"):
+        build_tiny_model(tok, arch="bert")
+    with pytest.raises(ConfigError, match="llama setting"):
+        build_tiny_model(tok, arch="gpt2", num_kv_heads=2)

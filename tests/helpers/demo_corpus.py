@@ -1,4 +1,4 @@
-"""A tiny synthetic three-domain corpus (written for this project) for tests, examples and benchmarks."""
+"""A tiny synthetic three-domain corpus (written for this project) and labelled queries for the retrieval tests."""
 
 from __future__ import annotations
 
