@@ -15,6 +15,7 @@ from qualbench.analysis.runs import assign_labels, find_run_dirs, load_runs, var
 from qualbench.report.build import build_report  # noqa: E402
 from qualbench.report.cli import main  # noqa: E402
 from qualbench.report.html import markdown_html  # noqa: E402
+from qualbench.results import RoundRecord  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -73,8 +74,8 @@ def test_tables_plots_and_comparisons_written(report):
 
 def test_federated_curves_and_config_fallback(tmp_path):
     items = rf.make_items(30)
-    hist = [{"round": r, "train_loss": 2.0 / r, "accuracy_by_domain": {"消防": 0.2 + 0.1 * r, "银行保险": 0.3}}
-            for r in range(1, 5)]
+    hist = [RoundRecord(round=r, train={"0": {"num_examples": 10, "loss_mean": 2.0 / r}},
+                        test={"accuracy": 0.2 + 0.1 * r}, val={"accuracy": 0.25}) for r in range(1, 5)]
     for j, strat in enumerate(("fedavg", "fedprox")):
         cfg = rf.base_config(federation__strategy=strat, federation__rounds=4)
         d = rf.write_run(tmp_path / "runs" / strat, rf.simulate(items, 0.5, seed=j), [], cfg, history=hist)
@@ -85,6 +86,7 @@ def test_federated_curves_and_config_fallback(tmp_path):
     assert [r.label for r in runs] == ["federation.strategy=fedavg", "federation.strategy=fedprox"]
     files = build_report([tmp_path / "runs"], tmp_path / "out", n_boot=50)
     assert {Path(p).name for p in files["plots"]} >= {"federated_accuracy.png", "federated_loss.png"}
+    assert [h["test"]["accuracy"] for h in runs[0].history] == [r.test["accuracy"] for r in hist]
     assert not (tmp_path / "out" / "topk.png").exists()  # top_k does not vary
 
 

@@ -73,37 +73,31 @@ def plot_topk(runs: list[RunInfo], out: Path) -> Path | None:
                        title="Accuracy vs top-k, one line per retriever kind")
 
 
-def _round_accuracy(h: dict[str, Any]) -> float | None:
-    if h.get("accuracy") is not None:
-        return float(h["accuracy"])
-    d = h.get("accuracy_by_domain") or {}
-    vals = [v.get("accuracy") if isinstance(v, dict) else v for v in d.values()]
-    vals = [float(v) for v in vals if v is not None]
-    return float(np.mean(vals)) if vals else None
+def _split_accuracy(row: dict[str, Any], split: str) -> float | None:
+    v = (row.get(split) or {}).get("accuracy")
+    return None if v is None else float(v)
 
 
 def plot_federated(runs: list[RunInfo], out: Path) -> list[Path]:
-    """Learning curves from history.json: accuracy (mean over domains when only per-domain is logged) and loss."""
+    """Learning curves from each federated run's ``rounds.jsonl`` (:class:`qualbench.results.RoundRecord` rows):
+    test and validation accuracy per round, and the clients' training loss."""
     acc, loss = {}, {}
     for r in runs:
-        hist = r.history
-        if not hist:
-            continue
-        rounds = [int(h.get("round", i + 1)) for i, h in enumerate(hist)]
-        a = [(x, _round_accuracy(h)) for x, h in zip(rounds, hist)]
-        a = [(x, y) for x, y in a if y is not None]
-        if a:
-            acc[r.label] = ([x for x, _ in a], [y for _, y in a])
-        lo = [(x, h.get("train_loss")) for x, h in zip(rounds, hist) if h.get("train_loss") is not None]
+        for row_split, name in (("test", r.label), ("val", f"{r.label} (val)")):
+            pts = [(int(h["round"]), _split_accuracy(h, row_split)) for h in r.history or []]
+            pts = [(x, y) for x, y in pts if y is not None]
+            if pts:
+                acc[name] = ([x for x, _ in pts], [y for _, y in pts])
+        lo = [(int(h["round"]), float(h["train_loss"])) for h in r.history or [] if h.get("train_loss") is not None]
         if lo:
-            loss[r.label] = ([x for x, _ in lo], [float(y) for _, y in lo])
+            loss[r.label] = ([x for x, _ in lo], [y for _, y in lo])
     made = []
     if acc:
         made.append(plotting.lines(acc, out / "federated_accuracy.png", xlabel="round",
-                                title="Federated: accuracy per round"))
+                                   title="Federated: accuracy per round (test; val dashed label)"))
     if loss:
         made.append(plotting.lines(loss, out / "federated_loss.png", xlabel="round", ylabel="train loss",
-                                title="Federated: training loss per round"))
+                                   title="Federated: training loss per round"))
     return made
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from qualbench.domains import DOMAIN_NAMES
 from qualbench.records import JUDGE, MULTI, QUESTION_TYPES, SINGLE
+from qualbench.results import HISTORY, RoundRecord, write_json, write_result, write_rounds
 
 
 def make_items(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -80,14 +81,15 @@ def metrics_of(rows: Sequence[dict[str, Any]], config: dict[str, Any]) -> dict[s
 
 
 def write_run(run_dir: Path, rows: Sequence[dict[str, Any]], overrides: Sequence[str], config: dict[str, Any],
-              choices: dict[str, str] | None = None, history: list[dict[str, Any]] | None = None,
+              choices: dict[str, str] | None = None, history: Sequence[RoundRecord] | None = None,
               extra: dict[str, Any] | None = None) -> Path:
-    """A run directory as ``qualbench`` writes it (``extra``: more metrics.json fields, e.g. ``model``)."""
+    """A run directory as ``qualbench`` writes it (``extra``: more metrics.json fields, e.g. ``model``); with
+    ``history``, a federated run's ``history.json`` and ``rounds.jsonl`` as the server writes them."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "predictions.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    metrics = {**metrics_of(rows, config), **(extra or {})}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False), encoding="utf-8")
+    metrics = {"model": "model", "data": "data", **metrics_of(rows, config), **(extra or {})}
+    write_result(run_dir, "eval", metrics)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     hd = run_dir / ".hydra"
     hd.mkdir(exist_ok=True)
@@ -96,7 +98,9 @@ def write_run(run_dir: Path, rows: Sequence[dict[str, Any]], overrides: Sequence
     ch = {"data": "sample", "model": "random", "prompt": "zero_shot", **(choices or {})}
     (hd / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": ch}}}), encoding="utf-8")
     if history is not None:
-        (run_dir / "history.json").write_text(json.dumps(history), encoding="utf-8")
+        hist = {"mode": "federated", "rounds": [r.to_dict() for r in history]}
+        write_json(run_dir / HISTORY, hist)
+        write_rounds(run_dir, hist)
     return run_dir
 
 
