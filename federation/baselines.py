@@ -12,9 +12,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from federation.history import HISTORY, completed_rounds, load_history, write_json, write_rounds
+from federation.history import completed_rounds, load_history
 from federation.partition import ClientData, load_client
 from federation.spec import RunSpec
+from qualbench.results import HISTORY, RoundRecord, write_json, write_rounds
 from federation.train import (
     eval_model, get_adapter, initial_adapter, load_peft, predict, round_metrics, set_adapter, train_local,
     training_examples,
@@ -65,9 +66,8 @@ def run_baseline(spec: RunSpec, mode: str, config: dict[str, Any] | None = None)
                                "clients": {str(c.cid): c.name for c in clients},
                                "privacy": {"enabled": False}, "rounds": []}
     t0 = time.perf_counter()
-    history["rounds"].append({"round": 0, "train": {}, "train_loss": None, "failures": [], "bytes_down": 0,
-                              "bytes_up": 0, **_evaluate_all(hf, spec, clients, state_of),
-                              "wall_s": time.perf_counter() - t0})
+    history["rounds"].append(RoundRecord.from_evaluation(0, _evaluate_all(hf, spec, clients, state_of),
+                                                         wall_s=time.perf_counter() - t0).to_dict())
     pooled = [q for c in clients for q in c.train]
     for rnd in tqdm(range(1, f.num_rounds + 1), desc=mode, unit="round"):
         t0 = time.perf_counter()
@@ -89,12 +89,9 @@ def run_baseline(spec: RunSpec, mode: str, config: dict[str, Any] | None = None)
                                 seed=f.seed * 1000 + rnd, **kw)
             shared["state"] = get_adapter(model)
             train["pooled"] = _train_entry(stats, too_long)
-        n = sum(t["num_examples"] for t in train.values())
-        entry = {"round": rnd, "train": train,
-                 "train_loss": sum(t["loss_mean"] * t["num_examples"] for t in train.values()) / max(n, 1),
-                 "failures": [], "bytes_down": 0, "bytes_up": 0,
-                 **_evaluate_all(hf, spec, clients, state_of), "wall_s": time.perf_counter() - t0}
-        history["rounds"].append(entry)
+        ev = _evaluate_all(hf, spec, clients, state_of)
+        history["rounds"].append(RoundRecord.from_evaluation(rnd, ev, train=train,
+                                                             wall_s=time.perf_counter() - t0).to_dict())
         write_json(run_dir / HISTORY, history)
         write_rounds(run_dir, history)
     if mode == "centralized":

@@ -11,7 +11,6 @@ deployment engine (``python -m federation.deploy``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -22,11 +21,10 @@ from federation.partition import HELDOUT_FILE, load_client
 from federation.spec import RunSpec, load_spec
 from federation.train import eval_model, load_peft, set_adapter
 from qualbench.errors import QualBenchError
+from qualbench.results import METRICS, PREDICTIONS, read_result
 
 log = logging.getLogger(__name__)
 
-METRICS = "metrics.json"
-PREDICTIONS = "predictions.jsonl"
 ADAPTER_DIR = "global_adapter"
 
 
@@ -36,13 +34,9 @@ def model_name(spec: RunSpec, mode: str) -> str:
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``metrics.json`` (a federated or eval result), None when there is none yet."""
     p = Path(run_dir) / METRICS
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise QualBenchError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+    return read_result(p, tasks=("federated", "eval")) if p.exists() else None
 
 
 def is_current(run_dir: str | Path, rounds: int, mode: str) -> bool:

@@ -14,10 +14,11 @@ from typing import Any
 from omegaconf import DictConfig
 
 from federation.config import ENGINES, MODES, FederationConfig
-from federation.history import completed_rounds, final_round, load_history, write_json
+from federation.history import completed_rounds, final_round, load_history
 from federation.partition import HELDOUT_FILE, partition, save_clients, save_heldout, save_summary
 from federation.spec import RunSpec, to_dataclass
 from qualbench.errors import ConfigError, QualBenchError
+from qualbench.results import HISTORY, write_json, write_result
 from qualbench.prompts.render import PromptConfig, render_messages
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
         return hist
     if hist and hist.get("error"):  # a failed earlier attempt: retry from its last completed round
         hist.pop("error")
-        write_json(run_dir / "history.json", hist)
+        write_json(run_dir / HISTORY, hist)
     quiet_flower_logging()
     init_args: dict[str, Any] = {"include_dashboard": False}
     if spec.fed.ray_num_cpus:
@@ -177,7 +178,7 @@ def run_federated(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for b in ("local_only", "centralized"):
         if b in results and b != spec.fed.mode and main["test_accuracy"] is not None:
             summary[f"gap_vs_{b}"] = main["test_accuracy"] - results[b]["test_accuracy"]
-    write_json(Path(run_dir) / "summary.json", summary)
+    write_result(run_dir, "federated_summary", summary)
     log.info("final test accuracy %s (val %s); summary in %s", main["test_accuracy"], main["val_accuracy"],
              Path(run_dir) / "summary.json")
     return {"objective": main["val_accuracy"], "accuracy": main["test_accuracy"], "val_accuracy": main["val_accuracy"],

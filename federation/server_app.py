@@ -17,10 +17,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp import strategy as fl_strategy
 
-from federation.history import HISTORY, completed_rounds, load_history, write_json, write_rounds
+from federation.history import completed_rounds, load_history
 from federation.spec import RunSpec, load_spec
 from federation.train import initial_adapter, load_peft, round_metrics, set_adapter
 from qualbench.errors import ConfigError, QualBenchError
+from qualbench.results import HISTORY, RoundRecord, write_json, write_rounds
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,8 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
     if done < 0:  # round 0: the initial adapter, before any training
         t0 = time.perf_counter()
         ev, failures, down = _evaluate_round(spec, strategy, grid, arrays, 0, node_to_cid)
-        history["rounds"].append({"round": 0, "train": {}, "train_loss": None, "failures": failures,
-                                  "bytes_down": down, "bytes_up": 0, "wall_s": time.perf_counter() - t0, **ev})
+        history["rounds"].append(RoundRecord.from_evaluation(0, ev, failures=failures, bytes_down=down,
+                                                             wall_s=time.perf_counter() - t0).to_dict())
         save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
         write_json(run_dir / HISTORY, history)
         write_rounds(run_dir, history)
@@ -181,18 +182,15 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
                 "num_examples": int(mr["num-examples"]), "loss_mean": mr["train_loss"],
                 "loss_first": mr["train_loss_first"], "loss_last": mr["train_loss_last"],
                 "steps": int(mr["steps"]), "n_too_long": int(mr["n_too_long"]), "train_s": mr["train_s"]}
-        n_ex = sum(t["num_examples"] for t in train.values())
-        train_loss = sum(t["loss_mean"] * t["num_examples"] for t in train.values()) / max(n_ex, 1)
         ev, ev_fail, ev_down = _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid)
-        entry = {"round": rnd, "train": dict(sorted(train.items())), "train_loss": train_loss,
-                 "failures": failures + ev_fail, "bytes_down": down + ev_down, "bytes_up": up,
-                 "wall_s": time.perf_counter() - t0, **ev}
-        history["rounds"].append(entry)
+        record = RoundRecord.from_evaluation(rnd, ev, train=dict(sorted(train.items())), failures=failures + ev_fail,
+                                             bytes_down=down + ev_down, bytes_up=up, wall_s=time.perf_counter() - t0)
+        history["rounds"].append(record.to_dict())
         save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
         write_json(run_dir / HISTORY, history)
         write_rounds(run_dir, history)
         log.info("round %d/%d: train loss %.4f, test acc %s, val acc %s, failures %d", rnd, spec.fed.num_rounds,
-                 train_loss, ev["test"]["accuracy"], ev["val"]["accuracy"], len(entry["failures"]))
+                 record.train_loss, ev["test"]["accuracy"], ev["val"]["accuracy"], len(record.failures))
         if spec.fed.plots:
             from qualbench.plotting import learning_curves
 

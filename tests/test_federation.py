@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from federation.history import load_history
+from qualbench.results import SCHEMA_VERSION, RoundRecord
 from federation.run import run_federated
 from qualbench.config import register_configs
 from qualbench.domains import canonical_domain
@@ -58,6 +59,8 @@ def test_every_round_recorded_with_per_domain_and_type_metrics(fed_run):
     assert hist["privacy"] == {"enabled": False}
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["results"]["federated"]["test_accuracy"] == hist["rounds"][-1]["test"]["accuracy"]
+    assert summary["task"] == "federated_summary" and summary["schema_version"] == SCHEMA_VERSION
+    assert [RoundRecord.from_dict(r).to_dict() for r in hist["rounds"]] == hist["rounds"]  # the stated shape
     assert result["objective"] == hist["rounds"][-1]["val"]["accuracy"]  # validation, never test
     assert (run_dir / "learning_curve.png").stat().st_size > 10_000
     assert (run_dir / "partition_summary.json").exists() and (run_dir / "partition_summary.csv").exists()
