@@ -448,3 +448,20 @@ def test_references_command_on_a_file(small_json, capsys) -> None:
     assert _main([str(small_json.parent / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.json" in err
+
+
+def test_support_weighted_f1_agrees_with_sklearn():
+    from sklearn.metrics import f1_score
+
+    from qualbench.scoring.metrics import support_weighted_f1
+
+    rng = np.random.default_rng(0)
+    labels = ["A", "B", "C", "D", "ABD", "正确", "错误", "<unparsed>"]
+    for n in (1, 2, 7, 50, 400):
+        for _ in range(20):
+            t = list(rng.choice(labels[:-1], n))
+            p = list(rng.choice(labels, n))
+            assert support_weighted_f1(t, p) == pytest.approx(
+                f1_score(t, p, average="weighted", zero_division=0), abs=1e-12)
+    assert support_weighted_f1(["A", "B"], ["A", "B"]) == 1.0
+    assert support_weighted_f1(["A"], ["<unparsed>"]) == 0.0
