@@ -26,6 +26,11 @@ def signed_points(x: Any) -> str:
     return MISSING_MARK if _missing(x) else f"{100 * x:+.1f}"
 
 
+def p_value(p: Any) -> str:
+    """A p value with three significant digits ("0.0312"), "<1e-4" below that; "—" for None or NaN."""
+    return MISSING_MARK if _missing(p) else (f"{p:.3g}" if p >= 1e-4 else "<1e-4")
+
+
 def ascii_name(name: str) -> str | None:
     """The English slug of a Chinese question type (``single``) or domain name (``fire_safety``); None otherwise."""
     if name in TYPE_SLUGS:

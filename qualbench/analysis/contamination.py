@@ -37,7 +37,7 @@ from qualbench.analysis.shuffling import (
 )
 from qualbench.analysis.stats import compare_groups, compare_paired
 from qualbench.errors import ConfigError, DataError
-from qualbench.formatting import pct as _pct, signed_points as _sp
+from qualbench.formatting import p_value as _p, pct as _pct, signed_points as _sp
 from qualbench.records import JUDGE, QUESTION_TYPES, Question
 from qualbench.results import write_result
 from qualbench.study_config import ContaminationStudy, study_settings
@@ -296,10 +296,6 @@ def analyse(
         "shuffle_plan": plan_counts(maps),
         "unmapped_items": sum(1 for m in maps if m.get("map") is None and not m.get("excluded")),
     }
-
-
-def _p(p: Any) -> str:
-    return "—" if p is None or p != p else (f"{p:.3g}" if p >= 1e-4 else "<1e-4")
 
 
 def to_markdown(res: Mapping[str, Any]) -> str:

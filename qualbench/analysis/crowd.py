@@ -32,7 +32,7 @@ from qualbench.analysis.stats import bootstrap_mean_ci, compare_groups, group_or
 from qualbench.analysis.voting import CROWDKIT_METHODS, MULTI_STRATEGY, TIE_RULE, crowdkit_labels, ranking, vote_items
 from qualbench.answers import AnswerError, canonical_answer, canonical_type, guess_type
 from qualbench.errors import ConfigError, DataError
-from qualbench.formatting import pct as _pct, signed_points as _sp
+from qualbench.formatting import MISSING_MARK, p_value as _p, pct as _pct, signed_points as _sp
 from qualbench.records import QUESTION_TYPES
 from qualbench.results import write_result
 from qualbench.study_config import CrowdStudy, study_settings
@@ -232,10 +232,6 @@ def _ci(ci: Sequence[float]) -> str:
     return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
 
 
-def _p(p: float | None) -> str:
-    return "—" if p is None or p != p else (f"{p:.3g}" if p >= 1e-4 else "<1e-4")
-
-
 def write_csv(res: Mapping[str, Any], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -268,7 +264,7 @@ def to_markdown(res: Mapping[str, Any]) -> str:
     L += ["|---|---|---|---|---|---|---|---|"]
     for m, r in meth.items():
         c = r.get("vs_best_single", {}).get("all")
-        d = (_sp(c["delta"]), f"[{_sp(c['ci_low'])}, {_sp(c['ci_high'])}]", _p(c["p_bootstrap"]), _p(c["p_mcnemar"])) if c else ("—",) * 4
+        d = (_sp(c["delta"]), f"[{_sp(c['ci_low'])}, {_sp(c['ci_high'])}]", _p(c["p_bootstrap"]), _p(c["p_mcnemar"])) if c else (MISSING_MARK,) * 4
         L.append(f"| {m} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} | {' | '.join(d)} | {r.get('note', '')} |")
     for kind, title in (("by_domain", "Per domain"), ("by_type", "Per type")):
         groups = list(next(iter(meth.values()))[kind])

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from qualbench.analysis.runs import RunInfo
 from qualbench.domains import DOMAIN_NAMES
+from qualbench.formatting import MISSING_MARK, pct
 from qualbench.records import QUESTION_TYPES
 from qualbench.report.labels import contamination_variant, display_values, model_name, setting_keys
 from qualbench.scoring.references import REFERENCE_LABELS
@@ -44,11 +45,11 @@ class Table:
 
     def cell(self, col: str, v: Any) -> str:
         if v is None or (isinstance(v, float) and v != v):
-            return "—"
+            return MISSING_MARK
         if col == LABELS_COL and isinstance(v, bool):
             return LABELS_MARK if v else "no"
         if col in self.pct_cols and isinstance(v, (int, float)):
-            return f"{100 * v:.1f}"
+            return pct(v)
         if isinstance(v, float):
             return f"{v:.4g}"
         return str(v)
@@ -275,7 +276,7 @@ def comparison_group_table(comparisons: list[dict[str, Any]], kind: str) -> Tabl
         for g in groups:
             v = (c.get(kind) or {}).get(g)
             if not v:
-                cells.append("—")
+                cells.append(MISSING_MARK)
                 continue
             cells.append(
                 f"{100 * v['delta']:+.1f} [{100 * v['ci_low']:+.1f}, {100 * v['ci_high']:+.1f}] "
