@@ -16,7 +16,8 @@ import pytest
 from helpers.demo_corpus import DEMO_QUERIES, write_demo_corpus
 from qualbench.config import PROJECT_ROOT
 from retrievers.build import build_retriever
-from retrievers.embedders import EmbedderError, LSAEmbeddings, SentenceTransformerEmbeddings
+from retrievers import embedders
+from retrievers.embedders import EmbedderError, LSAEmbeddings, SentenceTransformerEmbeddings, truncated_svd
 from retrievers.faiss_index import IndexParams, make_faiss_index
 from retrievers.store import MANIFEST
 
@@ -117,6 +118,50 @@ def test_lsa_deterministic_saved_without_pickle(tmp_path):
     # the nearest document of a query sharing its words
     q = np.asarray(a.embed_query("火灾报警"))
     assert int(np.argmax(va @ q)) == 4
+
+
+@pytest.mark.parametrize("shape", [(120, 900), (900, 120)], ids=["wide", "tall"])
+def test_truncated_svd_against_exact(shape):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    n, f = shape
+    u, _ = np.linalg.qr(rng.standard_normal((n, 60)))
+    v, _ = np.linalg.qr(rng.standard_normal((f, 60)))
+    dense = (u * 0.85 ** np.arange(60)) @ v.T + 1e-4 * rng.standard_normal((n, f))
+    dense[np.abs(dense) < np.quantile(np.abs(dense), 0.3)] = 0  # a sparse matrix, as TF-IDF gives
+    x = sp.csr_matrix(dense.astype(np.float32))
+    _, s, exact_vt = np.linalg.svd(x.toarray().astype(np.float64), full_matrices=False)
+    vt, emb = truncated_svd(x, 16, seed=1)
+    assert vt.shape == (16, f) and emb.shape == (n, 16) and vt.dtype == emb.dtype == np.float32
+    assert np.allclose(vt @ vt.T, np.eye(16), atol=1e-5)  # orthonormal components
+    assert np.allclose(emb, x @ vt.T, atol=1e-5)  # the embeddings are the projection, as for a query
+    assert np.allclose(np.linalg.norm(emb, axis=0), s[:16], rtol=1e-3)  # the 16 largest singular values
+    overlap = np.linalg.svd(vt.astype(np.float64) @ exact_vt[:16].T, compute_uv=False)
+    assert overlap.min() > 0.99  # the same 16-dimensional subspace
+    vt2, emb2 = truncated_svd(x, 16, seed=1)
+    assert np.array_equal(vt, vt2) and np.array_equal(emb, emb2)
+
+
+@pytest.mark.parametrize("texts", [
+    ["消防设施定期检查", "消防设施定期检查", "银行贷款审贷分离", "银行贷款审贷分离", "消防贷款"],  # rank 3
+    ["甲", "乙", "甲", "乙", "甲乙", "甲", "乙", "甲乙", "甲", "乙"],  # more texts (10) than n-grams (8): rank 3
+], ids=["wide", "tall"])
+def test_lsa_rank_deficient_corpus_keeps_tfidf_cosines(texts):
+    lsa = LSAEmbeddings(dim=8)
+    emb = lsa.fit_embed(texts)  # dim lowered, beyond the rank
+    assert emb.shape[0] == len(texts) and emb.shape[1] > 3 and np.isfinite(emb).all()
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    tfidf = lsa.vectorizer.transform(texts).toarray()  # rows L2-normalised: their cosines
+    assert np.allclose(emb @ emb.T, tfidf @ tfidf.T, atol=1e-4)  # rank <= dim: LSA loses no angle
+    assert np.allclose(lsa.embed_array(texts), emb, atol=1e-5)
+
+
+def test_changed_svd_algorithm_is_a_different_embedder(tmp_path, monkeypatch):
+    LSAEmbeddings(dim=4).fit(TEXTS).save(tmp_path / "lsa")
+    monkeypatch.setattr(embedders, "SVD_VERSION", embedders.SVD_VERSION + "-next")
+    with pytest.raises(EmbedderError, match="does not match"):  # a cache from the old algorithm is not used
+        LSAEmbeddings(dim=4).load(tmp_path / "lsa")
 
 
 @pytest.fixture(scope="module")
