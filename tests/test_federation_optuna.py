@@ -21,6 +21,7 @@ def test_optuna_sweep_maximises_validation_accuracy(tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-m", "qualbench", "-m", "experiment=federated", "hydra/sweeper=fl_optuna",
         "federation=centralized", "federation.num_rounds=1", "federation.plots=false",
+        "data.limit=120",  # 20 items per domain client: enough for train/val/test splits, 7× faster than all
         "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=3",
         "hydra.sweeper.params={federation.lr: 'interval(0.001, 0.05)', federation.local_steps: 'choice(2, 4)'}",
         f"hydra.sweep.dir={sweep}",
