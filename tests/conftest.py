@@ -59,3 +59,15 @@ def sample_retriever(tmp_path_factory):
 
     return build_retriever({"kind": "bm25", "routing": "oracle", "top_k": 5}, SAMPLE_CORPUS,
                            tmp_path_factory.mktemp("idx"))
+
+
+# Under pytest-xdist (``-n 2`` in pyproject's addopts) these modules run on one worker, one test after another:
+# they start Ray clusters and Flower SuperLinks/SuperNodes, and share module-scoped federated runs.
+CLUSTER_MODULES = frozenset({"test_ray_launcher.py", "test_federation.py", "test_federation_deploy.py",
+                             "test_federation_optuna.py"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in CLUSTER_MODULES:
+            item.add_marker(pytest.mark.xdist_group("ray_and_flower"))
