@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from qualbench import answers as _answers
 from qualbench.domains import DOMAIN_NAMES, UnknownDomainError, canonical_domain
@@ -244,6 +243,8 @@ def weighted_f1(
     types = question_types if question_types is not None else [_guess_type(a) for a in answers]
     y_true = [_f1_label(a, t) for a, t in zip(answers, types)]
     y_pred = [_f1_label(p, t) for p, t in zip(predictions, types)]
+    from sklearn.metrics import f1_score  # here: sklearn costs ~1 s to import, which extraction-only users skip
+
     return float(f1_score(y_true, y_pred, average="weighted", zero_division=0))
 
 
