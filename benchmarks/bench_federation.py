@@ -1,10 +1,16 @@
 """Flower simulation vs the same FedAvg rounds run sequentially in one process, without Flower.
 
-    python -m benchmarks.bench_federation [--rounds 3] [--local-steps 10] [--out bench_federation.json]
+    python -m benchmarks.bench_federation [--rounds 3] [--local-steps 10] [--cpus 2] [--seq-threads 1]
+                                          [--repeat 1] [--out bench_federation.json]
 
 Both arms use the same data (bundled sample, one client per domain), tiny model, LoRA settings, local
 training and evaluation code; each runs in a child process whose process tree (Ray workers included) is
-sampled for RSS. Prints wall time, the simulation/sequential ratio and peak tree RSS.
+sampled for RSS and CPU seconds. The simulation gets ``--cpus`` CPUs (``federation.ray_num_cpus``: on 2 CPUs,
+two client actors with one torch thread each); the sequential arm runs ``--seq-threads`` torch threads (1 by
+default: the tiny model gains nothing from intra-op threads, and torch's default of one per core runs it
+several times slower on a loaded small machine; 0 = torch's default). With ``--repeat N`` the arms alternate
+N times. Prints each run's wall time, CPU seconds and peak tree RSS, and the simulation/sequential ratio of
+the min and median wall times.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def prepare_spec(run_dir: Path, rounds: int, local_steps: int):
+def prepare_spec(run_dir: Path, rounds: int, local_steps: int, cpus: int):
     from hydra import compose, initialize_config_dir
 
     from federation.run import prepare
@@ -32,7 +39,7 @@ def prepare_spec(run_dir: Path, rounds: int, local_steps: int):
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose("config", overrides=[
             "experiment=federated", "task=federated", f"federation.num_rounds={rounds}",
-            f"federation.local_steps={local_steps}", "federation.plots=false", "federation.ray_num_cpus=2"])
+            f"federation.local_steps={local_steps}", "federation.plots=false", f"federation.ray_num_cpus={cpus}"])
     return prepare(cfg, run_dir)
 
 
@@ -80,9 +87,13 @@ def sequential_fedavg(spec) -> list[float]:
     return losses
 
 
-def worker(arm: str, run_dir: Path, rounds: int, local_steps: int) -> None:
-    spec = prepare_spec(run_dir, rounds, local_steps)
+def worker(arm: str, run_dir: Path, rounds: int, local_steps: int, cpus: int, seq_threads: int) -> None:
+    spec = prepare_spec(run_dir, rounds, local_steps, cpus)
     t0 = time.perf_counter()
+    if arm == "sequential" and seq_threads:
+        import torch
+
+        torch.set_num_threads(seq_threads)
     if arm == "flower":
         from federation.run import simulate
 
@@ -93,31 +104,41 @@ def worker(arm: str, run_dir: Path, rounds: int, local_steps: int) -> None:
     print(json.dumps({"arm": arm, "wall_s": time.perf_counter() - t0, "train_loss": losses}))
 
 
-def measure(arm: str, rounds: int, local_steps: int) -> dict:
+def measure(arm: str, rounds: int, local_steps: int, cpus: int, seq_threads: int) -> dict:
     import psutil
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / arm
         # prepare once outside the timed child so both arms start with model and partition on disk
-        prepare_spec(run_dir, rounds, local_steps)
+        prepare_spec(run_dir, rounds, local_steps, cpus)
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_federation", "--worker", arm, "--run-dir",
-                                 str(run_dir), "--rounds", str(rounds), "--local-steps", str(local_steps)],
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_federation", "--worker", arm, "--run-dir", str(run_dir),
+                                 "--rounds", str(rounds), "--local-steps", str(local_steps), "--cpus", str(cpus),
+                                 "--seq-threads", str(seq_threads)],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         peak = 0
+        cpu: dict[int, float] = {}  # pid -> user+system seconds, last seen (processes that exit keep their last)
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
                 tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
             except psutil.Error:
-                pass
+                break
+            rss = 0
+            for p in tree:
+                try:
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu[p.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+            peak = max(peak, rss)
             time.sleep(0.2)
         out = proc.stdout.read()
         if proc.returncode != 0:
             raise SystemExit(f"{arm} arm failed ({proc.returncode})")
         result = json.loads(out.strip().splitlines()[-1])
-        result.update(process_s=time.perf_counter() - t0, peak_rss_gib=peak / 2**30)
+        result.update(process_s=time.perf_counter() - t0, cpu_s=sum(cpu.values()), peak_rss_gib=peak / 2**30)
         return result
 
 
@@ -125,17 +146,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--local-steps", type=int, default=10)
+    ap.add_argument("--cpus", type=int, default=2, help="CPUs of the simulation (federation.ray_num_cpus)")
+    ap.add_argument("--seq-threads", type=int, default=1, help="torch threads of the sequential arm (0 = torch's default)")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the arms this many times")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--worker", choices=["flower", "sequential"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        return worker(a.worker, a.run_dir, a.rounds, a.local_steps)
-    seq = measure("sequential", a.rounds, a.local_steps)
-    fl = measure("flower", a.rounds, a.local_steps)
-    report = {"rounds": a.rounds, "local_steps": a.local_steps, "sequential": seq, "flower": fl,
-              "wall_ratio_flower_over_sequential": fl["wall_s"] / seq["wall_s"],
-              "process_ratio_flower_over_sequential": fl["process_s"] / seq["process_s"]}
+        return worker(a.worker, a.run_dir, a.rounds, a.local_steps, a.cpus, a.seq_threads)
+    runs: dict[str, list[dict]] = {"sequential": [], "flower": []}
+    for _ in range(a.repeat):
+        for arm in runs:
+            runs[arm].append(measure(arm, a.rounds, a.local_steps, a.cpus, a.seq_threads))
+    wall = {arm: [r["wall_s"] for r in rs] for arm, rs in runs.items()}
+    report = {"rounds": a.rounds, "local_steps": a.local_steps, "cpus": a.cpus, "seq_threads": a.seq_threads, **runs,
+              "wall_ratio_flower_over_sequential": {
+                  "min": min(wall["flower"]) / min(wall["sequential"]),
+                  "median": statistics.median(wall["flower"]) / statistics.median(wall["sequential"])}}
     print(json.dumps(report, indent=2))
     if a.out:
         a.out.write_text(json.dumps(report, indent=2), encoding="utf-8")

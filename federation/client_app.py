@@ -18,6 +18,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from federation.partition import ClientData, load_client
+from federation.resources import actor_threads
 from federation.spec import RunSpec, load_spec
 from federation.train import (
     compact, eval_model, get_adapter, load_peft, predict, set_adapter, train_local, training_examples,
@@ -45,32 +46,24 @@ def client_id(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
-def actor_threads(num_cpus_per_client: float) -> int:
-    """torch threads for one client process: its CPU reservation (``federation.num_cpus_per_client``), at least 1.
-
-    torch's default (every core in every actor) oversubscribes a small machine when several actors run at once.
-    """
-    return max(1, int(num_cpus_per_client))
-
-
-def _model(spec: RunSpec):
-    """(peft model, HFModel over it) for this process; the base model is loaded once."""
+def _model(spec: RunSpec, threads: int):
+    """(peft model, HFModel over it) for this process, running ``threads`` torch threads; the base model is
+    loaded once per process (``load_peft`` caches it) and each message sets its adapter weights."""
     import torch
 
-    n = actor_threads(spec.fed.num_cpus_per_client)
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
     return model, eval_model(model, tok, name=f"client:{spec.fed.strategy}",
                              max_new_tokens=spec.fed.eval_max_new_tokens, batch_size=spec.fed.eval_batch_size)
 
 
-def handle_train(msg: Message, context: Context, spec: RunSpec) -> Message:
+def handle_train(msg: Message, context: Context, spec: RunSpec, threads: int) -> Message:
     cid = client_id(context)
     if cid in spec.fed.fail_clients:
         raise DeliberateClientFailure(f"client {cid}: deliberate failure (federation.fail_clients)")
     data = _client(spec.clients_dir, cid)
-    model, hf = _model(spec)
+    model, hf = _model(spec, threads)
     set_adapter(model, msg.content["arrays"].to_torch_state_dict())
     cfg = msg.content["config"]
     server_round = int(cfg.get("server-round", 0))
@@ -95,10 +88,10 @@ def handle_train(msg: Message, context: Context, spec: RunSpec) -> Message:
     return Message(RecordDict({"arrays": ArrayRecord(get_adapter(model)), "metrics": metrics}), reply_to=msg)
 
 
-def handle_evaluate(msg: Message, context: Context, spec: RunSpec) -> Message:
+def handle_evaluate(msg: Message, context: Context, spec: RunSpec, threads: int) -> Message:
     cid = client_id(context)
     data = _client(spec.clients_dir, cid)
-    model, hf = _model(spec)
+    model, hf = _model(spec, threads)
     set_adapter(model, msg.content["arrays"].to_torch_state_dict())
     rows = {split: compact(predict(hf, data.split(split), spec.prompt, client=cid,
                                    loss_batch_size=spec.fed.eval_batch_size)) for split in ("val", "test")}
@@ -108,20 +101,33 @@ def handle_evaluate(msg: Message, context: Context, spec: RunSpec) -> Message:
                    reply_to=msg)
 
 
-def make_client_app(spec_path: str | None = None) -> ClientApp:
-    """A ClientApp reading its run spec from ``spec_path`` (simulation) or run config ``spec-path``."""
+def make_client_app(spec_path: str | None = None, threads: int | None = None) -> ClientApp:
+    """A ClientApp reading its run spec from ``spec_path`` (simulation) or run config ``spec-path``.
+
+    ``threads``: torch threads per client process (the simulation's ``federation.resources.ActorPlan``);
+    None (deployment engine): ``federation.num_cpus_per_client``, 1 when null.
+    """
     capp = ClientApp()
+
+    def threads_of(spec: RunSpec) -> int:
+        return threads or actor_threads(spec.fed.num_cpus_per_client or 1)
 
     def spec_of(context: Context) -> RunSpec:
         return _spec(str(spec_path or context.run_config["spec-path"]))
 
     @capp.train()
     def train(msg: Message, context: Context) -> Message:
-        return handle_train(msg, context, spec_of(context))
+        spec = spec_of(context)
+        return handle_train(msg, context, spec, threads_of(spec))
 
     @capp.evaluate()
     def evaluate_(msg: Message, context: Context) -> Message:
-        return handle_evaluate(msg, context, spec_of(context))
+        spec = spec_of(context)
+        return handle_evaluate(msg, context, spec, threads_of(spec))
+
+    @capp.query()
+    def query(msg: Message, context: Context) -> Message:  # the server learns which node is which client
+        return Message(RecordDict({"metrics": MetricRecord({"client-id": client_id(context)})}), reply_to=msg)
 
     return capp
 

@@ -76,9 +76,9 @@ class FederationConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     # engine and robustness
     engine: str = "simulation"  # simulation | prepare (write spec/partition/model for `flwr run`, no training)
-    num_cpus_per_client: float = 1.0
+    num_cpus_per_client: Optional[float] = None  # null = CPUs / min(clients, CPUs) (federation.resources)
     num_gpus_per_client: float = 0.0
-    ray_num_cpus: Optional[int] = None  # CPUs Ray may use (null = all)
+    ray_num_cpus: Optional[int] = None  # CPUs the simulation may use (null = all this process may run on)
     round_timeout_s: float = 900.0  # replies later than this count as failed
     max_failure_fraction: float = 0.5  # stop when more of a round's clients fail
     fail_clients: list[int] = field(default_factory=list)  # testing: these client ids raise in training

@@ -7,6 +7,7 @@ at the end ``summary.json`` (each mode's final numbers and the gaps to the basel
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -74,12 +75,26 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunSpec:
     return spec
 
 
-def simulate(spec: RunSpec) -> dict[str, Any]:
-    """Run the ServerApp/ClientApp pair on Flower's simulation engine (Ray backend)."""
-    from flwr.simulation import run_simulation
+def _load_server_side(spec: RunSpec) -> None:
+    """This process's imports (Flower's engine, the apps, torch) and the ServerApp's model (``load_peft`` caches
+    it), while Ray starts. A failure is only logged: the simulation imports and loads the same again, and
+    reports it there."""
+    try:
+        import flwr.simulation  # noqa: F401
 
-    from federation.client_app import make_client_app
-    from federation.server_app import make_server_app
+        import federation.client_app  # noqa: F401
+        import federation.server_app  # noqa: F401
+        from federation.train import load_peft
+
+        load_peft(spec.base_model, spec.lora, spec.fed.seed)
+    except Exception:  # noqa: BLE001
+        log.debug("loading the server side ahead of the simulation failed", exc_info=True)
+
+
+def simulate(spec: RunSpec) -> dict[str, Any]:
+    """Run the ServerApp/ClientApp pair on Flower's simulation engine (Ray backend), with min(clients, CPUs)
+    client actors sharing the CPUs (:func:`federation.resources.plan_actors`)."""
+    from federation.resources import backend_config, machine_cpus, plan_actors, shutdown_ray, start_ray
 
     run_dir = Path(spec.run_dir)
     hist = load_history(run_dir)
@@ -90,16 +105,25 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
         hist.pop("error")
         write_json(run_dir / HISTORY, hist)
     quiet_flower_logging()
-    init_args: dict[str, Any] = {"include_dashboard": False}
-    if spec.fed.ray_num_cpus:
-        init_args["num_cpus"] = spec.fed.ray_num_cpus
-    backend = {"client_resources": {"num_cpus": spec.fed.num_cpus_per_client,
-                                    "num_gpus": spec.fed.num_gpus_per_client},
-               "init_args": init_args}
+    plan = plan_actors(spec.num_clients, spec.fed.ray_num_cpus or machine_cpus(), spec.fed.num_cpus_per_client)
+    log.info("simulation: %d client actors × %g CPUs, %d torch thread(s) each, on %d CPUs", plan.actors,
+             plan.cpus_per_actor, plan.threads, plan.cpus)
     spec_path = str(run_dir / "spec.json")
     try:
-        run_simulation(server_app=make_server_app(spec_path), client_app=make_client_app(spec_path),
-                       num_supernodes=spec.num_clients, backend_config=backend)
+        # Ray's processes start while this one imports and loads the ServerApp's model, which the first
+        # round's messages need (ray.init itself must run in this thread)
+        side = threading.Thread(target=_load_server_side, args=(spec,), name="load-server-side", daemon=True)
+        side.start()
+        start_ray(plan)
+        side.join()
+        from flwr.simulation import run_simulation
+
+        from federation.client_app import make_client_app
+        from federation.server_app import make_server_app
+
+        run_simulation(server_app=make_server_app(spec_path), client_app=make_client_app(spec_path, plan.threads),
+                       num_supernodes=spec.num_clients,
+                       backend_config=backend_config(plan, spec.fed.num_gpus_per_client))
     except QualBenchError:
         raise
     except Exception as e:  # the engine wraps ServerApp errors; the history says what happened
@@ -107,6 +131,8 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
         if hist.get("error"):
             raise QualBenchError(hist["error"]) from e
         raise
+    finally:
+        shutdown_ray()
     hist = load_history(run_dir)
     if not hist:
         raise QualBenchError(f"{run_dir}: the simulation ended without writing history.json")

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp import strategy as fl_strategy
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from federation.history import completed_rounds, load_history
 from federation.spec import RunSpec, load_spec
@@ -80,16 +81,21 @@ def _cid_of(msg: Message, node_to_cid: dict[int, int]) -> str:
     return str(node_to_cid.get(node, f"node-{node}"))
 
 
+def _reply_cid(m: Message) -> int:
+    return int(next(iter(m.content.metric_records.values()))["client-id"])
+
+
 def _collect(sent: list[Message], replies: list[Message], phase: str, node_to_cid: dict[int, int]):
-    """Split replies into successes and failures (errors and missing replies = timeouts)."""
+    """Split replies into successes and failures (errors and missing replies = timeouts), both in client order:
+    replies arrive in whatever order the clients finish, and aggregating them in that order would make the
+    global adapter's floating-point sums (and so every later number) differ from run to run."""
     ok, failures = [], []
     for m in replies:
         if m.has_error():
             reason = m.error.reason.strip().removesuffix("'>").strip()  # Flower appends a class repr tail
             failures.append({"client": _cid_of(m, node_to_cid), "phase": phase, "reason": reason[-500:]})
         else:
-            mr = next(iter(m.content.metric_records.values()))
-            node_to_cid[m.metadata.src_node_id] = int(mr["client-id"])
+            node_to_cid[m.metadata.src_node_id] = _reply_cid(m)
             ok.append(m)
     answered = {m.metadata.src_node_id for m in replies}
     for m in sent:
@@ -97,6 +103,8 @@ def _collect(sent: list[Message], replies: list[Message], phase: str, node_to_ci
             node = m.metadata.dst_node_id
             failures.append({"client": str(node_to_cid.get(node, f"node-{node}")), "phase": phase,
                              "reason": "timeout (no reply within federation.round_timeout_s)"})
+    ok.sort(key=_reply_cid)
+    failures.sort(key=lambda f: (len(f["client"]), f["client"]))
     return ok, failures
 
 
@@ -115,11 +123,21 @@ def _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid) -> tuple[dic
     ok, failures = _collect(msgs, replies, "evaluate", node_to_cid)
     _check_failures(spec, "evaluate", len(msgs), ok, failures, rnd)
     rows: dict[str, list] = {"val": [], "test": []}
-    for m in sorted(ok, key=lambda m: int(next(iter(m.content.metric_records.values()))["client-id"])):
+    for m in ok:
         sent = m.content["rows"]
         for split in rows:
             rows[split] += json.loads(str(sent[split]))
     return round_metrics(rows, seed=spec.fed.seed), failures, down
+
+
+def _learn_client_ids(spec: RunSpec, grid: Grid, node_to_cid: dict[int, int]) -> None:
+    """Ask every node its client id (a ``query`` message), so that a resumed run names the clients that fail
+    before they have answered once (a fresh run learns them from its round-0 evaluation replies)."""
+    nodes, _ = sample_nodes(grid, spec.num_clients, spec.num_clients)
+    msgs = [Message(RecordDict(), message_type=MessageType.QUERY, dst_node_id=n) for n in nodes]
+    for m in grid.send_and_receive(msgs, timeout=spec.fed.round_timeout_s):
+        if not m.has_error():
+            node_to_cid[m.metadata.src_node_id] = _reply_cid(m)
 
 
 def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
@@ -153,7 +171,9 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
     node_to_cid: dict[int, int] = {}
     train_cfg = {"lr": spec.fed.lr, "proximal-mu": spec.fed.mu}
 
-    if done < 0:  # round 0: the initial adapter, before any training
+    if done >= 0:
+        _learn_client_ids(spec, grid, node_to_cid)
+    else:  # round 0: the initial adapter, before any training
         t0 = time.perf_counter()
         ev, failures, down = _evaluate_round(spec, strategy, grid, arrays, 0, node_to_cid)
         history["rounds"].append(RoundRecord.from_evaluation(0, ev, failures=failures, bytes_down=down,

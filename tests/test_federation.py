@@ -1,7 +1,8 @@
 """Federated LoRA fine-tuning end to end on Flower's simulation engine with the tiny local model.
 
-One 6-client × 2-round simulation (module fixture, one client deliberately failing) serves most asserts;
-a resumed run adds a third round into the same directory.
+One small simulation serves every assert (module fixture): 6 clients, one deliberately failing, one round,
+then resumed in the same directory for a second round (each simulation pays Ray's start and one torch import
+and model load per client actor, so the resume test shares it instead of adding a third round of its own).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from qualbench.records import QUESTION_TYPES
 ROOT = Path(__file__).resolve().parents[1]
 FAIL = 5  # client id that raises in training
 BASE = ["experiment=federated", "task=federated", "federation.local_steps=4", "federation.ray_num_cpus=2",
-        "federation.num_cpus_per_client=1", "federation.plots=true"]
+        "federation.plots=true"]
 
 
 def make_cfg(overrides: list[str]):
@@ -37,11 +38,20 @@ def make_cfg(overrides: list[str]):
 
 
 @pytest.fixture(scope="module")
-def fed_run(tmp_path_factory):
+def fed_runs(tmp_path_factory):
+    """(run dir, result, history after round 1, history after resuming to round 2)."""
     run_dir = tmp_path_factory.mktemp("fed")
-    cfg = make_cfg(["federation.num_rounds=2", f"federation.fail_clients=[{FAIL}]"])
-    result = run_federated(cfg, run_dir)
-    return run_dir, result, load_history(run_dir)
+    run_federated(make_cfg(["federation.num_rounds=1", f"federation.fail_clients=[{FAIL}]"]), run_dir)
+    first = load_history(run_dir)
+    result = run_federated(make_cfg(["federation.num_rounds=2", f"federation.fail_clients=[{FAIL}]"]), run_dir)
+    return run_dir, result, first, load_history(run_dir)
+
+
+@pytest.fixture(scope="module")
+def fed_run(fed_runs):
+    """The two-round run: (run dir, result, history)."""
+    run_dir, result, _, hist = fed_runs
+    return run_dir, result, hist
 
 
 def test_every_round_recorded_with_per_domain_and_type_metrics(fed_run):
@@ -105,15 +115,13 @@ def test_only_the_adapter_travels(fed_run):
     assert (4 * n_base) / per_client_up == pytest.approx(expected_factor, rel=0.1)
 
 
-def test_resume_continues_from_the_last_round(fed_run):
-    run_dir, _, hist = fed_run
-    cfg = make_cfg(["federation.num_rounds=3", f"federation.fail_clients=[{FAIL}]"])
-    run_federated(cfg, run_dir)
-    new = load_history(run_dir)
-    assert [r["round"] for r in new["rounds"]] == [0, 1, 2, 3]
-    assert new["resumed_at"] == [2]
-    assert new["rounds"][:3] == hist["rounds"]  # earlier rounds untouched, not re-run
-    assert new["rounds"][3]["train_loss"] < hist["rounds"][2]["train_loss"]
+def test_resume_continues_from_the_last_round(fed_runs):
+    _, _, first, hist = fed_runs
+    assert [r["round"] for r in first["rounds"]] == [0, 1] and first["resumed_at"] == []
+    assert [r["round"] for r in hist["rounds"]] == [0, 1, 2]
+    assert hist["resumed_at"] == [1]
+    assert hist["rounds"][:2] == first["rounds"]  # earlier rounds untouched, not re-run
+    assert hist["rounds"][2]["train_loss"] < first["rounds"][1]["train_loss"]  # from the saved global adapter
 
 
 def test_too_many_failures_stop_with_a_clear_error():
@@ -130,6 +138,27 @@ def test_too_many_failures_stop_with_a_clear_error():
     _check_failures(spec, "train", 10, ["ok"] * 8, fails, 1)  # 20% failed: fine
     with pytest.raises(FederationFailed, match=r"round 4 train: 2/6 clients failed .*client 1: boom"):
         _check_failures(spec, "train", 6, ["ok"] * 4, fails, 4)
+
+
+def test_replies_are_aggregated_in_client_order_whatever_order_they_arrive_in(monkeypatch):
+    from flwr.app import Message, MetricRecord, RecordDict
+    from flwr.app.error import Error
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from federation.server_app import _collect
+
+    for k, v in {"_task_id": 1, "_run_id": 7, "_node_id": 0}.items():  # what run_simulation sets before messages
+        monkeypatch.setattr(TaskIdentity, k, v)
+    cid_of_node = {11: 2, 12: 0, 13: 1, 14: 3, 15: 4}
+    sent = [Message(RecordDict(), message_type="train", dst_node_id=n) for n in cid_of_node]
+    reply = {m.metadata.dst_node_id: Message(RecordDict({"metrics": MetricRecord({"client-id": cid_of_node[n]})}),
+                                             reply_to=m) for m, n in zip(sent, cid_of_node)}
+    known = {12: 0}
+    for order in ([11, 13, 12], [13, 12, 11], [12, 11, 13]):
+        replies = [reply[n] for n in order] + [Message(Error(code=0, reason="boom"), reply_to=sent[4])]
+        ok, failures = _collect(sent, replies, "train", dict(known))
+        assert [int(m.content["metrics"]["client-id"]) for m in ok] == [0, 1, 2]
+        assert [(f["client"], f["reason"][:7]) for f in failures] == [("node-14", "timeout"), ("node-15", "boom")]
 
 
 def test_baselines_share_the_history_format(tmp_path):
@@ -188,6 +217,33 @@ def test_report_over_a_real_federated_run_lists_it_and_draws_its_curve(fed_run, 
 
 
 def test_client_actors_run_torch_with_their_cpu_reservation():
-    from federation.client_app import actor_threads
+    from federation.resources import actor_threads
 
     assert [actor_threads(c) for c in (0.5, 1, 1.0, 2, 3.7)] == [1, 1, 1, 2, 3]
+
+
+@pytest.mark.parametrize("clients,cpus,per,expected", [
+    (6, 2, None, (2, 2, 1.0, 1)),  # a 2-core machine: two actors, one torch thread each
+    (6, 16, None, (16, 6, 2.66, 2)),  # one actor per client, the cores shared out
+    (2, 16, None, (16, 2, 8.0, 8)),
+    (6, 7, None, (7, 6, 1.16, 1)),
+    (6, 16, 1.0, (6, 6, 1.0, 1)),  # an explicit reservation: Ray gets no CPUs for actors no client needs
+    (6, 2, 0.5, (2, 4, 0.5, 1)),
+    (3, 16, 1.5, (5, 3, 1.5, 1)),
+])
+def test_actor_plan_fits_clients_and_cpus(clients, cpus, per, expected):
+    from federation.resources import plan_actors
+
+    plan = plan_actors(clients, cpus, per)
+    assert (plan.cpus, plan.actors, plan.cpus_per_actor, plan.threads) == expected
+    # what Flower's pool creates from Ray's CPUs and the reservation, within Ray's 1e-4 resource granularity
+    assert int(plan.cpus / plan.cpus_per_actor) == plan.actors
+    assert plan.actors * round(plan.cpus_per_actor, 4) <= plan.cpus
+
+
+def test_actor_plan_refuses_a_reservation_larger_than_the_machine():
+    from federation.resources import plan_actors
+    from qualbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"num_cpus_per_client=3.*\(0, 2\]"):
+        plan_actors(6, 2, 3)
