@@ -12,6 +12,10 @@ from helpers.records import make_record
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The tests' models are tiny: one BLAS/OpenMP thread per process (and per subprocess, which inherits it). With
+# torch's default of one thread per core, two test processes on 2 cores spin against each other 5-10x slower.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
