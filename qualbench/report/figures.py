@@ -94,7 +94,7 @@ def plot_federated(runs: list[RunInfo], out: Path) -> list[Path]:
     made = []
     if acc:
         made.append(plotting.lines(acc, out / "federated_accuracy.png", xlabel="round",
-                                   title="Federated: accuracy per round (test; val dashed label)"))
+                                   title="Federated: accuracy per round (test, and val where the label says so)"))
     if loss:
         made.append(plotting.lines(loss, out / "federated_loss.png", xlabel="round", ylabel="train loss",
                                    title="Federated: training loss per round"))
