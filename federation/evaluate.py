@@ -87,7 +87,7 @@ def final_evaluation(spec: RunSpec, mode: str, state_of: Callable[[int], dict], 
                               rule=ExamScoreRule.from_config(config.get("scoring")), settings=settings)
     adapter = run_dir / ADAPTER_DIR
     extra = {
-        "model": name, "data": Path(HELDOUT_FILE).stem, "prompt": spec.prompt.name, "task": "federated",
+        "model": name, "data": Path(HELDOUT_FILE).stem, "prompt": spec.prompt.name,
         "mode": mode, "strategy": spec.fed.strategy if mode == "federated" else mode, "rounds": rounds,
         "num_clients": spec.num_clients, "base_model": spec.base_model,
         "adapter": str(adapter) if mode != "local_only" and adapter.is_dir() else None,
