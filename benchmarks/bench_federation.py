@@ -47,9 +47,9 @@ def sequential_fedavg(spec) -> list[float]:
     """FedAvg by hand: the clients' local training and evaluation one after another, no Flower/Ray; the same
     functions the ClientApp calls (training_examples, train_local, predict) on the same loaded model."""
     from federation.partition import load_client
+    from federation.rows import compact, round_metrics
     from federation.train import (
-        compact, eval_model, get_adapter, initial_adapter, load_peft, predict, round_metrics, set_adapter,
-        train_local, training_examples,
+        eval_model, get_adapter, initial_adapter, load_peft, predict, set_adapter, train_local, training_examples,
     )
 
     f = spec.fed

@@ -12,13 +12,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from federation.adapters import ADAPTER_DIR
 from federation.history import completed_rounds, load_history
 from federation.partition import ClientData, load_client
 from federation.spec import RunSpec
 from qualbench.results import HISTORY, RoundRecord, write_json, write_rounds
+from federation.rows import round_metrics
 from federation.train import (
-    eval_model, get_adapter, initial_adapter, load_peft, predict, round_metrics, set_adapter, train_local,
-    training_examples,
+    eval_model, get_adapter, initial_adapter, load_peft, predict, set_adapter, train_local, training_examples,
 )
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def run_baseline(spec: RunSpec, mode: str, config: dict[str, Any] | None = None)
         write_rounds(run_dir, history)
     if mode == "centralized":
         set_adapter(model, shared["state"])
-        model.save_pretrained(run_dir / "global_adapter")
+        model.save_pretrained(run_dir / ADAPTER_DIR)
     if f.plots:
         from qualbench.plotting import learning_curves
 

@@ -1,8 +1,11 @@
 """Flower ClientApp: local LoRA fine-tuning on the client's train split; evaluation on its val/test splits.
 
 Only the adapter (LoRA) weights travel to and from training: the base model is loaded locally from
-``spec.base_model``. Evaluation runs the ``qualbench`` path (``HFModel.generate`` → ``to_prediction``) and
-replies with one compact row per item (:data:`federation.train.ROW_FIELDS`: gold and predicted answer,
+``spec.base_model``. A round-0 evaluation message carries no weights: the client evaluates the seeded initial
+adapter it builds itself and sends it back with its peft config and parameter counts (the server loads no
+model). torch and the model stack are imported on the first message, not with this module (the simulation's
+driver builds the ClientApp object without them). Evaluation runs the ``qualbench`` path (``HFModel.generate`` → ``to_prediction``) and
+replies with one compact row per item (:data:`federation.rows.ROW_FIELDS`: gold and predicted answer,
 domain, type, answer-token loss; no question text) so the server scores all clients together with
 ``compute_metrics``.
 """
@@ -19,10 +22,8 @@ from flwr.clientapp import ClientApp
 
 from federation.partition import ClientData, load_client
 from federation.resources import actor_threads
+from federation.rows import compact
 from federation.spec import RunSpec, load_spec
-from federation.train import (
-    compact, eval_model, get_adapter, load_peft, predict, set_adapter, train_local, training_examples,
-)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def _model(spec: RunSpec, threads: int):
     loaded once per process (``load_peft`` caches it) and each message sets its adapter weights."""
     import torch
 
+    from federation.train import eval_model, load_peft
+
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     model, tok = load_peft(spec.base_model, spec.lora, spec.fed.seed)
@@ -59,6 +62,8 @@ def _model(spec: RunSpec, threads: int):
 
 
 def handle_train(msg: Message, context: Context, spec: RunSpec, threads: int) -> Message:
+    from federation.train import get_adapter, set_adapter, train_local, training_examples
+
     cid = client_id(context)
     if cid in spec.fed.fail_clients:
         raise DeliberateClientFailure(f"client {cid}: deliberate failure (federation.fail_clients)")
@@ -89,16 +94,27 @@ def handle_train(msg: Message, context: Context, spec: RunSpec, threads: int) ->
 
 
 def handle_evaluate(msg: Message, context: Context, spec: RunSpec, threads: int) -> Message:
+    """Rows of the val and test splits under the sent adapter; with none sent (round 0), under the initial
+    adapter, which the reply then carries (weights, peft config, base-model parameter counts)."""
+    from federation.train import adapter_config_json, initial_adapter, predict, set_adapter
+
     cid = client_id(context)
     data = _client(spec.clients_dir, cid)
     model, hf = _model(spec, threads)
-    set_adapter(model, msg.content["arrays"].to_torch_state_dict())
+    sent = msg.content["arrays"]
+    state = sent.to_torch_state_dict() if len(sent) else initial_adapter(spec.base_model, spec.lora, spec.fed.seed)
+    set_adapter(model, state)
     rows = {split: compact(predict(hf, data.split(split), spec.prompt, client=cid,
                                    loss_batch_size=spec.fed.eval_batch_size)) for split in ("val", "test")}
-    metrics = MetricRecord({"num-examples": len(data.test), "client-id": cid})
-    return Message(RecordDict({"metrics": metrics,
-                               "rows": ConfigRecord({s: json.dumps(r, ensure_ascii=False) for s, r in rows.items()})}),
-                   reply_to=msg)
+    reply = {"metrics": MetricRecord({"num-examples": len(data.test), "client-id": cid}),
+             "rows": ConfigRecord({s: json.dumps(r, ensure_ascii=False) for s, r in rows.items()})}
+    if not len(sent):
+        frozen = [p for p in model.parameters() if not p.requires_grad]  # the base model (LoRA is trainable)
+        reply["metrics"]["base-params"] = sum(p.numel() for p in frozen)
+        reply["metrics"]["base-bytes"] = sum(p.numel() * p.element_size() for p in frozen)
+        reply["arrays"] = ArrayRecord(state)
+        reply["init"] = ConfigRecord({"adapter-config": adapter_config_json(model)})
+    return Message(RecordDict(reply), reply_to=msg)
 
 
 def make_client_app(spec_path: str | None = None, threads: int | None = None) -> ClientApp:

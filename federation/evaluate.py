@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from federation.adapters import ADAPTER_DIR, read_adapter
 from federation.history import completed_rounds, load_history
 from federation.partition import HELDOUT_FILE, load_client
 from federation.spec import RunSpec, load_spec
@@ -24,9 +25,6 @@ from qualbench.errors import QualBenchError
 from qualbench.results import METRICS, PREDICTIONS, read_result
 
 log = logging.getLogger(__name__)
-
-ADAPTER_DIR = "global_adapter"
-
 
 def model_name(spec: RunSpec, mode: str) -> str:
     """``<base model dir>+<strategy>`` for a federated run, ``<base model dir>+<mode>`` for a baseline."""
@@ -102,12 +100,8 @@ def final_evaluation(spec: RunSpec, mode: str, state_of: Callable[[int], dict], 
 
 
 def load_saved_adapter(directory: str | Path) -> dict:
-    from safetensors.torch import load_file
-
-    p = Path(directory) / "adapter_model.safetensors"
-    if not p.is_file():
-        raise QualBenchError(f"{p}: no saved adapter (has the run completed a round?)")
-    return load_file(str(p))
+    """The saved adapter's weights as a torch state dict (for ``set_adapter``)."""
+    return read_adapter(directory)[0].to_torch_state_dict()
 
 
 def evaluate_global(spec: RunSpec, mode: str, rounds: int, config: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -75,20 +75,16 @@ def prepare(cfg: DictConfig, run_dir: Path) -> RunSpec:
     return spec
 
 
-def _load_server_side(spec: RunSpec) -> None:
-    """This process's imports (Flower's engine, the apps, torch) and the ServerApp's model (``load_peft`` caches
-    it), while Ray starts. A failure is only logged: the simulation imports and loads the same again, and
-    reports it there."""
+def _load_server_side() -> None:
+    """This process's imports (Flower's engine and the two apps; neither loads torch here) while Ray starts.
+    A failure is only logged: the simulation imports the same again and reports it there."""
     try:
         import flwr.simulation  # noqa: F401
 
         import federation.client_app  # noqa: F401
         import federation.server_app  # noqa: F401
-        from federation.train import load_peft
-
-        load_peft(spec.base_model, spec.lora, spec.fed.seed)
     except Exception:  # noqa: BLE001
-        log.debug("loading the server side ahead of the simulation failed", exc_info=True)
+        log.debug("importing the server side ahead of the simulation failed", exc_info=True)
 
 
 def simulate(spec: RunSpec) -> dict[str, Any]:
@@ -110,9 +106,8 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
              plan.cpus_per_actor, plan.threads, plan.cpus)
     spec_path = str(run_dir / "spec.json")
     try:
-        # Ray's processes start while this one imports and loads the ServerApp's model, which the first
-        # round's messages need (ray.init itself must run in this thread)
-        side = threading.Thread(target=_load_server_side, args=(spec,), name="load-server-side", daemon=True)
+        # Ray's processes start while this one imports Flower's engine (ray.init itself must run in this thread)
+        side = threading.Thread(target=_load_server_side, name="import-server-side", daemon=True)
         side.start()
         start_ray(plan)
         side.join()

@@ -1,7 +1,12 @@
 """Flower ServerApp: drives a Flower strategy round by round, records every round to ``history.json`` (and its
 val/test metrics to ``rounds.jsonl``), saves the global adapter after each round and resumes from the last
 completed one. Scoring is not done here: clients reply with prediction rows, scored by ``compute_metrics``
-(``federation.train.round_metrics``); the final benchmark evaluation runs after the app (``federation.evaluate``).
+(``federation.rows.round_metrics``); the final benchmark evaluation runs after the app (``federation.evaluate``).
+
+The server never loads the base model (nor imports torch): in round 0 it sends no weights, every client
+evaluates the seeded initial adapter it builds from the base model and replies with it, the peft config and the
+parameter counts; the server checks that all clients agree and keeps the adapter as NumPy arrays
+(:mod:`federation.adapters` writes it in peft's layout).
 """
 
 from __future__ import annotations
@@ -18,16 +23,14 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp import strategy as fl_strategy
 from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
+from federation.adapters import ADAPTER_DIR, WEIGHTS_FILE, read_adapter, same_arrays, write_adapter
 from federation.history import completed_rounds, load_history
+from federation.rows import round_metrics
 from federation.spec import RunSpec, load_spec
-from federation.train import initial_adapter, load_peft, round_metrics, set_adapter
 from qualbench.errors import ConfigError, QualBenchError
 from qualbench.results import HISTORY, RoundRecord, write_json, write_rounds
 
 log = logging.getLogger(__name__)
-
-ADAPTER_DIR = "global_adapter"
-
 
 class FederationFailed(QualBenchError):
     """Too many clients failed in a round (see ``federation.max_failure_fraction``)."""
@@ -61,19 +64,6 @@ def privacy_record(spec: RunSpec) -> dict[str, Any]:
         return {"enabled": False}
     return {"enabled": True, "mechanism": "DifferentialPrivacyServerSideFixedClipping",
             "noise_multiplier": dp.noise_multiplier, "clipping_norm": dp.clipping_norm}
-
-
-def save_adapter(model: Any, state: dict, directory: Path) -> Path:
-    """peft ``save_pretrained`` layout (adapter_config.json + adapter_model.safetensors)."""
-    set_adapter(model, state)
-    model.save_pretrained(directory)
-    return directory
-
-
-def load_saved_adapter(directory: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(directory / "adapter_model.safetensors"))
 
 
 def _cid_of(msg: Message, node_to_cid: dict[int, int]) -> str:
@@ -116,7 +106,8 @@ def _check_failures(spec: RunSpec, phase: str, n_sent: int, ok: list, failures: 
             f"federation.max_failure_fraction={spec.fed.max_failure_fraction}): {reasons}")
 
 
-def _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid) -> tuple[dict, list, int]:
+def _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid) -> tuple[dict, list, int, list[Message]]:
+    """(metrics, failures, bytes sent, successful replies) of one evaluation round (round 0: ``arrays`` empty)."""
     msgs = list(strategy.configure_evaluate(rnd, arrays, ConfigRecord(), grid))
     down = sum(m.content["arrays"].count_bytes() for m in msgs)
     replies = list(grid.send_and_receive(msgs, timeout=spec.fed.round_timeout_s))
@@ -127,7 +118,27 @@ def _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid) -> tuple[dic
         sent = m.content["rows"]
         for split in rows:
             rows[split] += json.loads(str(sent[split]))
-    return round_metrics(rows, seed=spec.fed.seed), failures, down
+    return round_metrics(rows, seed=spec.fed.seed), failures, down, ok
+
+
+def _initial_adapter(ok: list[Message]) -> tuple[ArrayRecord, str, dict[str, int]]:
+    """The initial adapter the clients evaluated in round 0, its peft config text and the parameter counts.
+
+    Every client builds it from the base model, the LoRA settings and the seed; one that built a different one
+    (another base model, peft/torch version or seed) would train a different model, so the run stops naming it.
+    """
+    first = ok[0]
+    arrays, config = first.content["arrays"], str(first.content["init"]["adapter-config"])
+    differ = [str(_reply_cid(m)) for m in ok[1:]
+              if not same_arrays(m.content["arrays"], arrays) or str(m.content["init"]["adapter-config"]) != config]
+    if differ:
+        raise FederationFailed(
+            f"round 0: client(s) {', '.join(differ)} built a different initial adapter than client "
+            f"{_reply_cid(first)} (another base model, LoRA config, seed or peft/torch version)")
+    mr = next(iter(first.content.metric_records.values()))
+    counts = {"adapter": sum(a.numpy().size for a in arrays.values()), "base_model": int(mr["base-params"]),
+              "adapter_bytes": sum(a.numpy().nbytes for a in arrays.values()), "base_model_bytes": int(mr["base-bytes"])}
+    return arrays, config, counts
 
 
 def _learn_client_ids(spec: RunSpec, grid: Grid, node_to_cid: dict[int, int]) -> None:
@@ -144,44 +155,34 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
     """The whole federated run; returns the history (also written to ``<run>/history.json``)."""
     run_dir = Path(spec.run_dir)
     adapter_dir = run_dir / ADAPTER_DIR
-    model, _ = load_peft(spec.base_model, spec.lora, spec.fed.seed)
     history = load_history(run_dir) if spec.fed.resume else None
     done = completed_rounds(history)
-    if done >= 0 and (adapter_dir / "adapter_model.safetensors").exists():
-        state = load_saved_adapter(adapter_dir)
-        log.info("resuming from round %d (%s)", done, adapter_dir)
-    else:
-        done, state = -1, initial_adapter(spec.base_model, spec.lora, spec.fed.seed)
-        frozen = [p for p in model.parameters() if not p.requires_grad]  # the base model (LoRA is trainable)
-        n_lora = sum(v.numel() for v in state.values())
-        history = {
-            "mode": "federated", "strategy": spec.fed.strategy, "num_rounds": spec.fed.num_rounds,
-            "clients": {str(i): n for i, n in enumerate(spec.client_names)},
-            "privacy": privacy_record(spec),
-            "params": {"adapter": n_lora, "base_model": sum(p.numel() for p in frozen),
-                       "adapter_bytes": sum(v.numel() * v.element_size() for v in state.values()),
-                       "base_model_bytes": sum(p.numel() * p.element_size() for p in frozen)},
-            "resumed_at": [], "rounds": [],
-        }
-    if done >= 0:
-        history["resumed_at"].append(done)
-    history["num_rounds"] = spec.fed.num_rounds
-    arrays = ArrayRecord(state)
     strategy = build_strategy(spec)
     node_to_cid: dict[int, int] = {}
     train_cfg = {"lr": spec.fed.lr, "proximal-mu": spec.fed.mu}
-
-    if done >= 0:
+    if done >= 0 and (adapter_dir / WEIGHTS_FILE).exists():
+        arrays, adapter_config = read_adapter(adapter_dir)
+        log.info("resuming from round %d (%s)", done, adapter_dir)
+        history["resumed_at"].append(done)
         _learn_client_ids(spec, grid, node_to_cid)
-    else:  # round 0: the initial adapter, before any training
+    else:  # round 0: the initial adapter, before any training (built and sent by the clients)
         t0 = time.perf_counter()
-        ev, failures, down = _evaluate_round(spec, strategy, grid, arrays, 0, node_to_cid)
-        history["rounds"].append(RoundRecord.from_evaluation(0, ev, failures=failures, bytes_down=down,
+        ev, failures, down, ok = _evaluate_round(spec, strategy, grid, ArrayRecord(), 0, node_to_cid)
+        arrays, adapter_config, params = _initial_adapter(ok)
+        history = {
+            "mode": "federated", "strategy": spec.fed.strategy, "num_rounds": spec.fed.num_rounds,
+            "clients": {str(i): n for i, n in enumerate(spec.client_names)},
+            "privacy": privacy_record(spec), "params": params, "resumed_at": [], "rounds": [],
+        }
+        up = sum(m.content["arrays"].count_bytes() for m in ok)
+        history["rounds"].append(RoundRecord.from_evaluation(0, ev, failures=failures, bytes_down=down, bytes_up=up,
                                                              wall_s=time.perf_counter() - t0).to_dict())
-        save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
+        write_adapter(adapter_dir, arrays, adapter_config)
         write_json(run_dir / HISTORY, history)
         write_rounds(run_dir, history)
         done = 0
+    history["num_rounds"] = spec.fed.num_rounds
+    dtypes = {k: a.numpy().dtype for k, a in arrays.items()}  # aggregation keeps no dtype promise; files do
 
     for rnd in range(done + 1, spec.fed.num_rounds + 1):
         t0 = time.perf_counter()
@@ -202,11 +203,11 @@ def run_server(grid: Grid, spec: RunSpec) -> dict[str, Any]:
                 "num_examples": int(mr["num-examples"]), "loss_mean": mr["train_loss"],
                 "loss_first": mr["train_loss_first"], "loss_last": mr["train_loss_last"],
                 "steps": int(mr["steps"]), "n_too_long": int(mr["n_too_long"]), "train_s": mr["train_s"]}
-        ev, ev_fail, ev_down = _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid)
+        ev, ev_fail, ev_down, _ = _evaluate_round(spec, strategy, grid, arrays, rnd, node_to_cid)
         record = RoundRecord.from_evaluation(rnd, ev, train=dict(sorted(train.items())), failures=failures + ev_fail,
                                              bytes_down=down + ev_down, bytes_up=up, wall_s=time.perf_counter() - t0)
         history["rounds"].append(record.to_dict())
-        save_adapter(model, arrays.to_torch_state_dict(), adapter_dir)
+        write_adapter(adapter_dir, arrays, adapter_config, dtypes)
         write_json(run_dir / HISTORY, history)
         write_rounds(run_dir, history)
         log.info("round %d/%d: train loss %.4f, test acc %s, val acc %s, failures %d", rnd, spec.fed.num_rounds,

@@ -15,11 +15,10 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
-from qualbench.domains import UnknownDomainError, canonical_domain
 from qualbench.prompts.render import PromptConfig, render_messages
 from qualbench.records import Question, Request
 
@@ -136,6 +135,25 @@ def get_adapter(model: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
+def adapter_config_json(model: Any) -> str:
+    """The ``adapter_config.json`` text peft's ``save_pretrained`` writes for ``model`` (sent to the server, which
+    writes the global adapter without loading any model: :mod:`federation.adapters`)."""
+    import copy
+    import tempfile
+    from pathlib import Path
+
+    config = copy.deepcopy(model.peft_config["default"])
+    config.inference_mode = True  # as PeftModel.save_pretrained writes it
+    for key, value in vars(config).items():  # sets (target_modules) in a fixed order: peft writes hash order
+        if isinstance(value, set):
+            setattr(config, key, sorted(value, key=str))
+    if config.base_model_name_or_path is None:
+        config.base_model_name_or_path = model.base_model.model.__dict__.get("name_or_path") or None
+    with tempfile.TemporaryDirectory() as tmp:
+        config.save_pretrained(tmp)  # peft's own serialisation of the config (no weights)
+        return (Path(tmp) / "adapter_config.json").read_text(encoding="utf-8")
+
+
 def set_adapter(model: Any, state: dict[str, torch.Tensor]) -> None:
     from peft import set_peft_model_state_dict
 
@@ -214,10 +232,6 @@ def answer_losses(model: Any, tokenizer: Any, examples: Sequence[Example], batch
     return out
 
 
-ROW_FIELDS = ("idx", "domain", "question_type", "answer", "prediction", "skipped", "qualification", "client",
-              "answer_loss")  # what a client reports per evaluated item (no question text, no raw output)
-
-
 def predict(hf: Any, items: Sequence[Question], prompt_cfg: PromptConfig, client: int | str | None = None,
             loss_batch_size: int = 16) -> list[dict[str, Any]]:
     """Prediction rows (``qualbench.evaluation.to_prediction``) for ``items``, each with its answer-token loss.
@@ -240,58 +254,3 @@ def predict(hf: Any, items: Sequence[Question], prompt_cfg: PromptConfig, client
             row["client"] = str(client)
         rows.append(row)
     return rows
-
-
-def compact(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Rows reduced to :data:`ROW_FIELDS` (what travels from a client to the server)."""
-    return [{k: r.get(k) for k in ROW_FIELDS} for r in rows]
-
-
-def _mean(xs: Sequence[float | None]) -> float | None:
-    vals = [float(x) for x in xs if x is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def _domain_of(row: Mapping[str, Any]) -> str:
-    try:
-        return canonical_domain(str(row.get("domain", "")))
-    except UnknownDomainError:
-        return str(row.get("domain", ""))
-
-
-def score(rows: Sequence[Mapping[str, Any]], n_boot: int = 1000, seed: int = 0,
-          rule: Any = None) -> dict[str, Any] | None:
-    """``compute_metrics`` over prediction rows, plus the mean answer-token ``loss`` overall and per group.
-
-    None when there are no rows (a client without items in a split).
-    """
-    from qualbench.scoring.extract import normalize_question_type
-    from qualbench.scoring.metrics import compute_metrics
-
-    if not rows:
-        return None
-    m = compute_metrics(list(rows), n_boot=n_boot, seed=seed, rule=rule)
-    m["loss"] = _mean([r.get("answer_loss") for r in rows])
-    for key, fn in (("by_domain", _domain_of), ("by_type", lambda r: normalize_question_type(r["question_type"]))):
-        for g, v in m[key].items():
-            v["loss"] = _mean([r.get("answer_loss") for r in rows if fn(r) == g])
-    return m
-
-
-def by_client(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]], rule: Any = None) -> dict[str, Any]:
-    """``{client: {split: {n, accuracy, exam_score, n_unparsed, loss}}}`` (``group_accuracy`` by client)."""
-    from qualbench.scoring.metrics import group_accuracy
-
-    out: dict[str, dict[str, Any]] = {}
-    for split, rows in rows_by_split.items():
-        for cid, v in group_accuracy(list(rows), "client", rule).items():
-            v["loss"] = _mean([r.get("answer_loss") for r in rows if r.get("client") == cid])
-            out.setdefault(str(cid), {})[split] = v
-    return dict(sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])))
-
-
-def round_metrics(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]], seed: int = 0,
-                  n_boot: int = 1000) -> dict[str, Any]:
-    """One round's evaluation: ``val`` and ``test`` from :func:`score` over all clients' rows, and ``by_client``."""
-    return {**{split: score(rows, n_boot=n_boot, seed=seed) for split, rows in rows_by_split.items()},
-            "by_client": by_client(rows_by_split)}

@@ -65,7 +65,9 @@ def test_every_round_recorded_with_per_domain_and_type_metrics(fed_run):
         assert set(r["test"]["by_type"]) == set(QUESTION_TYPES)
         assert r["test"]["n"] == sum(d["n"] for d in r["test"]["by_domain"].values())
         assert 0.0 <= r["test"]["accuracy"] <= 1.0 and r["val"]["n"] > 0
-        assert r["wall_s"] > 0 and r["bytes_down"] > 0
+        assert r["wall_s"] > 0
+        # round 0 sends no weights: the clients build the initial adapter and send it up (the server loads no model)
+        assert (r["bytes_down"] > 0) if r["round"] else (r["bytes_down"] == 0 and r["bytes_up"] > 0)
     assert hist["privacy"] == {"enabled": False}
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["results"]["federated"]["test_accuracy"] == hist["rounds"][-1]["test"]["accuracy"]
