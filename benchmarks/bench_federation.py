@@ -1,7 +1,10 @@
 """Flower simulation vs the same FedAvg rounds run sequentially in one process, without Flower.
 
-    python -m benchmarks.bench_federation [--rounds 3] [--local-steps 10] [--cpus 2] [--seq-threads 1]
-                                          [--repeat 1] [--out bench_federation.json]
+    python -m benchmarks.bench_federation [--rounds N] [--local-steps N] [--cpus 2] [--seq-threads 1]
+                                          [--repeat 3] [--out bench_federation.json]
+
+The default is the default federated run (``experiment=federated``: its rounds and local steps, from
+``federation.config.FederationConfig``); ``--rounds``/``--local-steps`` change them.
 
 Both arms use the same data (bundled sample, one client per domain), tiny model, LoRA settings, local
 training and evaluation code; each runs in a child process whose process tree (Ray workers included) is
@@ -9,7 +12,7 @@ sampled for RSS and CPU seconds. The simulation gets ``--cpus`` CPUs (``federati
 two client actors with one torch thread each); the sequential arm runs ``--seq-threads`` torch threads (1 by
 default: the tiny model gains nothing from intra-op threads, and torch's default of one per core runs it
 several times slower on a loaded small machine; 0 = torch's default). With ``--repeat N`` the arms alternate
-N times. Prints each run's wall time, CPU seconds and peak tree RSS, and the simulation/sequential ratio of
+N times (3 by default). Prints each run's wall time, CPU seconds and peak tree RSS, and the simulation/sequential ratio of
 the min and median wall times.
 """
 
@@ -144,11 +147,14 @@ def measure(arm: str, rounds: int, local_steps: int, cpus: int, seq_threads: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--local-steps", type=int, default=10)
+    from federation.config import FederationConfig
+
+    default = FederationConfig()
+    ap.add_argument("--rounds", type=int, default=default.num_rounds, help="default: the default run's")
+    ap.add_argument("--local-steps", type=int, default=default.local_steps, help="default: the default run's")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the simulation (federation.ray_num_cpus)")
     ap.add_argument("--seq-threads", type=int, default=1, help="torch threads of the sequential arm (0 = torch's default)")
-    ap.add_argument("--repeat", type=int, default=1, help="alternate the arms this many times")
+    ap.add_argument("--repeat", type=int, default=3, help="alternate the arms this many times")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--worker", choices=["flower", "sequential"], help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)

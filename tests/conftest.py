@@ -65,13 +65,14 @@ def sample_retriever(tmp_path_factory):
                            tmp_path_factory.mktemp("idx"))
 
 
-# Under pytest-xdist (``-n 2`` in pyproject's addopts) these modules run on one worker, one test after another:
-# they start Ray clusters and Flower SuperLinks/SuperNodes, and share module-scoped federated runs.
-CLUSTER_MODULES = frozenset({"test_ray_launcher.py", "test_federation.py", "test_federation_deploy.py",
-                             "test_federation_optuna.py"})
+# The slowest modules first: pytest-xdist (``--dist loadscope --no-loadscope-reorder`` in pyproject) hands each
+# worker one whole module at a time in collection order, so starting with the longest keeps the workers finishing
+# together (xdist's own reorder puts modules with many quick tests first and these last).
+SLOW_MODULES_FIRST = ("test_federation_deploy.py", "test_federation.py", "test_runner.py", "test_ray_launcher.py",
+                      "test_resume_guards.py", "test_sweep_failures.py", "test_run_lock.py",
+                      "test_federation_optuna.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in CLUSTER_MODULES:
-            item.add_marker(pytest.mark.xdist_group("ray_and_flower"))
+    rank = {name: i for i, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a module kept

@@ -1,6 +1,6 @@
 """Federated LoRA fine-tuning end to end on Flower's simulation engine with the tiny local model.
 
-One small simulation serves every assert (module fixture): 6 clients, one deliberately failing, one round,
+One small simulation serves every assert (a module fixture; pytest-xdist runs a module on one worker): 6 clients, one deliberately failing, one round,
 then resumed in the same directory for a second round (each simulation pays Ray's start and one torch import
 and model load per client actor, so the resume test shares it instead of adding a third round of its own).
 """
@@ -26,8 +26,7 @@ from qualbench.records import QUESTION_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 FAIL = 5  # client id that raises in training
-BASE = ["experiment=federated", "task=federated", "federation.local_steps=4", "federation.ray_num_cpus=2",
-        "federation.plots=true"]
+BASE = ["experiment=federated", "task=federated", "federation.local_steps=4", "federation.plots=true"]
 
 
 def make_cfg(overrides: list[str]):
@@ -39,11 +38,16 @@ def make_cfg(overrides: list[str]):
 
 @pytest.fixture(scope="module")
 def fed_runs(tmp_path_factory):
-    """(run dir, result, history after round 1, history after resuming to round 2)."""
+    """(run dir, result, history after round 1, history after resuming to round 2).
+
+    Round 1 runs on two client actors (Ray with 2 CPUs, the 2-core default), the resume on one (1 CPU: as if
+    resumed on a smaller machine; one torch import and model load fewer)."""
     run_dir = tmp_path_factory.mktemp("fed")
-    run_federated(make_cfg(["federation.num_rounds=1", f"federation.fail_clients=[{FAIL}]"]), run_dir)
+    run_federated(make_cfg(["federation.num_rounds=1", f"federation.fail_clients=[{FAIL}]",
+                            "federation.ray_num_cpus=2"]), run_dir)
     first = load_history(run_dir)
-    result = run_federated(make_cfg(["federation.num_rounds=2", f"federation.fail_clients=[{FAIL}]"]), run_dir)
+    result = run_federated(make_cfg(["federation.num_rounds=2", f"federation.fail_clients=[{FAIL}]",
+                                     "federation.ray_num_cpus=1"]), run_dir)
     return run_dir, result, first, load_history(run_dir)
 
 

@@ -15,14 +15,15 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from federation.adapters import read_adapter, same_arrays, to_numpy, write_adapter
 from federation.server_app import FederationFailed, _initial_adapter
-from federation.train import adapter_config_json, initial_adapter, load_peft, lora_config_dict, set_adapter
-from qualbench.models.tiny import save_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny_peft(tmp_path_factory):
+    from federation.train import load_peft, lora_config_dict  # torch: imported when run, not when collected
+    from qualbench.models.tiny import save_tiny
+
     base = save_tiny(tmp_path_factory.mktemp("base"), ["答案：正确错误ABCD"], hidden_size=32, num_layers=1,
                      num_heads=2)
     lora = lora_config_dict(r=4, alpha=8)
@@ -34,6 +35,8 @@ def test_written_adapter_is_what_peft_saves_and_loads(tiny_peft, tmp_path):
     from peft import PeftModel
     from safetensors.numpy import load_file
     from transformers import AutoModelForCausalLM
+
+    from federation.train import adapter_config_json, initial_adapter, set_adapter
 
     base, lora, model = tiny_peft
     state = initial_adapter(str(base), lora, seed=3)
