@@ -4,7 +4,8 @@
 
 Corpus: ``../shared/corpora`` (86 laws) when present, else the bundled sample corpus.
 
-1. Ratios at 1× (in one process, jieba's dictionary loaded before any timing, min/median of ``--reps``):
+1. Ratios at 1× (in one process, jieba's dictionary loaded before any timing, min/median of ``--reps``, the
+   three builds interleaved in each repetition):
    ``build_retriever(kind=bm25)`` from the corpus folder (read, parse, chunk, tokenise, index, save, hash)
    against a plain ``jieba.lcut`` + ``bm25s.BM25().index`` over the same chunk texts held in memory; and
    ``build_retriever(kind=dense)`` (LSA + FAISS flat) against the BM25 build.
@@ -93,18 +94,20 @@ def ratios(reps: int) -> dict:
                 build_retriever({"kind": kind}, root, cache)
         return run
 
-    out = {}
-    for name, fn in (("plain jieba + bm25s", plain), ("ours bm25", ours("bm25")), ("ours dense", ours("dense"))):
-        ts = []
-        for _ in range(reps):
+    runs = (("plain jieba + bm25s", plain), ("ours bm25", ours("bm25")), ("ours dense", ours("dense")))
+    times: dict[str, list[float]] = {name: [] for name, _ in runs}
+    for _ in range(reps):  # interleaved, so a machine that slows down mid-run slows every build alike
+        for name, fn in runs:
             t = time.perf_counter()
             fn()
-            ts.append(time.perf_counter() - t)
-        out[name] = (min(ts), statistics.median(ts))
+            times[name].append(time.perf_counter() - t)
+    out = {name: (min(ts), statistics.median(ts)) for name, ts in times.items()}
+    for name in out:
         print(f"{name:22s} min {out[name][0]:6.2f} s   median {out[name][1]:6.2f} s   ({len(texts)} chunks)",
               flush=True)
-    print(f"BM25 build / plain build: {out['ours bm25'][0] / out['plain jieba + bm25s'][0]:.2f}×   "
-          f"dense build / BM25 build: {out['ours dense'][0] / out['ours bm25'][0]:.2f}×", flush=True)
+    bm, pl, de = out["ours bm25"], out["plain jieba + bm25s"], out["ours dense"]
+    print(f"BM25 build / plain build: {bm[0] / pl[0]:.2f}× (medians {bm[1] / pl[1]:.2f}×)   "
+          f"dense build / BM25 build: {de[0] / bm[0]:.2f}× (medians {de[1] / bm[1]:.2f}×)", flush=True)
     return {k: {"min_s": v[0], "median_s": v[1]} for k, v in out.items()}
 
 

@@ -1,7 +1,9 @@
 """Embedders implementing ``langchain_core.embeddings.Embeddings``.
 
 ``LSAEmbeddings`` is the offline default: character n-gram TF-IDF reduced by a randomized truncated SVD
-(``truncated_svd``), fitted on the corpus chunks and saved as JSON + ``.npy`` (no pickle).
+(``truncated_svd``), fitted on the corpus chunks and saved as JSON + ``.npy`` (no pickle). The n-grams of a large
+corpus are counted in forked workers and the SVD's sparse products run in threads; the result does not depend on
+the number of workers.
 ``SentenceTransformerEmbeddings`` wraps a local (or already cached) sentence-transformers model. Both add ``embed_queries(list[str]) -> np.ndarray`` (batched,
 float32, L2-normalised) and ``embedder_id``.
 """
@@ -18,6 +20,8 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from retrievers import parallel
+
 log = logging.getLogger(__name__)
 
 
@@ -32,27 +36,57 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 SVD_POWER_ITERATIONS = 4  # law recall on real exam items as with sklearn's TruncatedSVD (5); 2 lost 0.007 R@5
 SVD_OVERSAMPLES = 10
-SVD_VERSION = "rsi1"  # in embedder_id: bump when truncated_svd changes its result, so cached indices rebuild
+SVD_VERSION = "rsi2"  # in embedder_id: bump when the TF-IDF matrix or truncated_svd changes, so cached indices rebuild
 
 
-def truncated_svd(x: Any, k: int, n_iter: int = SVD_POWER_ITERATIONS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+class _RowBlocks:
+    """A CSR matrix cut into row blocks whose products with a dense matrix run in threads (scipy's sparse
+    kernels release the GIL): each output row is computed exactly as in one ``x @ m``."""
+
+    def __init__(self, x: Any, pool: Any, n_blocks: int):  # x: CSR; pool: a ThreadPoolExecutor
+        size = max(1, -(-x.shape[0] // n_blocks))
+        self.starts = list(range(0, x.shape[0], size))
+        self.blocks = [x[i:i + size] for i in self.starts]
+        self.n_rows, self.pool = x.shape[0], pool
+
+    def __matmul__(self, m: np.ndarray) -> np.ndarray:
+        if len(self.blocks) == 1:
+            return self.blocks[0] @ m
+        out = np.empty((self.n_rows, m.shape[1]), dtype=np.result_type(self.blocks[0].dtype, m.dtype))
+
+        def fill(i: int) -> None:
+            out[self.starts[i]:self.starts[i] + self.blocks[i].shape[0]] = self.blocks[i] @ m
+
+        list(self.pool.map(fill, range(len(self.blocks))))
+        return out
+
+
+def truncated_svd(x: Any, k: int, n_iter: int = SVD_POWER_ITERATIONS, seed: int = 0,
+                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Randomized truncated SVD of a sparse float32 matrix: ``(components [k, n_features], x @ components.T)``.
 
     Subspace iteration (Halko, Martinsson & Tropp 2011) with k + 10 columns on the shorter side of ``x``,
     LU-normalised between steps and QR-orthonormalised once, then Rayleigh-Ritz through the small Gram matrix
     (its eigenvectors in float64): no dense SVD or QR of an n_features-long block, as sklearn's TruncatedSVD does.
     BLAS runs single-threaded here: on these tall, thin blocks OpenBLAS threads gain little on an idle machine
-    and on a busy one spin so long that QR and eigh took 100x their one-thread time.
+    and on a busy one spin so long that QR and eigh took 100x their one-thread time. The sparse products (most
+    of the time) run on ``workers`` threads (default: one per usable core for a large matrix), row block by row
+    block, with the same result as on one.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import scipy.linalg as la
     from threadpoolctl import threadpool_limits
 
     x = x.tocsr()
     wide = x.shape[0] <= x.shape[1]
     a, at = (x, x.T.tocsr()) if wide else (x.T.tocsr(), x)  # iterate on the short side: q is [short, l]
-    l = min(k + SVD_OVERSAMPLES, a.shape[0])
-    with threadpool_limits(limits=1, user_api="blas"):
-        q = np.random.default_rng(seed).standard_normal((a.shape[0], l), dtype=np.float32)
+    short, l = a.shape[0], min(k + SVD_OVERSAMPLES, a.shape[0])
+    if workers is None:  # a small matrix: threads cost more than they save
+        workers = parallel.default_workers() if x.nnz >= 100_000 else 1
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        a, at = _RowBlocks(a, pool, workers), _RowBlocks(at, pool, workers)
+        q = np.random.default_rng(seed).standard_normal((short, l), dtype=np.float32)
         for _ in range(n_iter):
             q = a @ (at @ la.lu(q, permute_l=True, check_finite=False)[0])
         q = la.qr(q, mode="economic", check_finite=False)[0]
@@ -72,6 +106,43 @@ def truncated_svd(x: Any, k: int, n_iter: int = SVD_POWER_ITERATIONS, seed: int 
         scale[real] = 1 / norms[real]
         vt *= scale[:, None]
         return vt, (y @ w) * scale
+
+
+def _count_ngrams(args: tuple[str, tuple[int, int], list[str]]) -> tuple[list[str], Any]:
+    """One part's n-gram counts: (its n-grams in column order, CSR float32 counts); runs in a forked worker."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    analyzer, ngram_range, texts = args
+    cv = CountVectorizer(analyzer=analyzer, ngram_range=ngram_range, dtype=np.float32)  # TfidfVectorizer's analysis
+    try:
+        counts = cv.fit_transform(texts)
+    except ValueError:  # "empty vocabulary": no text of this part has a character
+        return [], sp.csr_matrix((len(texts), 0), dtype=np.float32)
+    return cv.get_feature_names_out().tolist(), counts
+
+
+def _merge_counts(parts: list[tuple[list[str], Any]], max_features: int | None) -> tuple[list[str], Any]:
+    """The parts' counts stacked over their sorted union of n-grams (as CountVectorizer orders its columns), each
+    row's columns in order, then the ``max_features`` most frequent n-grams (ties: the first in that order) —
+    the same matrix whichever way the texts were split."""
+    import scipy.sparse as sp
+
+    terms = sorted(set().union(*(t for t, _ in parts)))
+    col = {t: i for i, t in enumerate(terms)}
+    blocks = []
+    index_dtype = np.int32 if len(terms) < 2 ** 31 else np.int64
+    for part_terms, m in parts:
+        remap = np.fromiter((col[t] for t in part_terms), dtype=index_dtype, count=len(part_terms))
+        blocks.append(sp.csr_matrix((m.data, remap[m.indices], m.indptr), shape=(m.shape[0], len(terms))))
+    x = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+    if max_features is not None and len(terms) > max_features:
+        tfs = np.asarray(x.sum(axis=0, dtype=np.float64)).ravel()
+        keep = np.sort(np.argsort(-tfs, kind="stable")[:max_features])
+        x, terms = x[:, keep], [terms[i] for i in keep]
+    x = x.tocsr()
+    x.sort_indices()
+    return terms, x
 
 
 class LSAEmbeddings(Embeddings):
@@ -114,8 +185,22 @@ class LSAEmbeddings(Embeddings):
         """Fit on ``texts`` and return their embeddings from the same TF-IDF matrix (no second pass)."""
         if len(texts) < 2:
             raise EmbedderError(f"LSA needs at least 2 texts to fit, got {len(texts)}")
-        self.vectorizer = self._vectorizer()
-        x = self.vectorizer.fit_transform(texts)
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        texts = list(texts)
+        workers = parallel.default_workers()
+        if parallel.can_fork(len(texts), workers):
+            parts = parallel.fork_map(_count_ngrams, [(self.analyzer, self.ngram_range, part)
+                                                      for part in parallel.split(texts, workers)], workers)
+        else:
+            parts = [_count_ngrams((self.analyzer, self.ngram_range, texts))]
+        terms, counts = _merge_counts(parts, self.max_features)
+        if not terms:
+            raise EmbedderError(f"LSA: the {len(texts)} texts hold no characters to build n-grams from")
+        tfidf = TfidfTransformer(sublinear_tf=True)  # TfidfVectorizer's defaults
+        x = tfidf.fit_transform(counts)
+        self.vectorizer = self._vectorizer({t: i for i, t in enumerate(terms)})
+        self.vectorizer.idf_ = tfidf.idf_  # sklearn's public way to set a fitted idf
         n_comp = min(self.dim, x.shape[0] - 1, x.shape[1] - 1)
         if n_comp < self.dim:
             log.warning("LSA: dim=%d reduced to %d (corpus has %d texts, %d n-grams)",

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 from typing import Callable, Sequence
+
+from retrievers import parallel
 
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9]+(?:\.[0-9]+)?")
 _KEEP = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z0-9]")
 TOKENIZERS = ("jieba", "char_bigram")
-PARALLEL_MIN = 20_000  # texts: below this, starting worker processes (and jieba in each) costs more than it saves
 
 
 def char_bigram(text: str) -> list[str]:
@@ -55,27 +55,10 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     raise ValueError(f"unknown tokenizer {name!r}; choose one of {TOKENIZERS}")
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _tokenize_part(args: tuple[str, list[str]]) -> list[list[str]]:
     name, texts = args
     tok = get_tokenizer(name)
     return [tok(t) for t in texts]
-
-
-def _single_threaded() -> bool:
-    """True when no non-daemon Python thread runs besides the main one. A forked worker only runs the tokenizer
-    (its dictionary already loaded), which takes no lock a daemon helper such as tqdm's monitor could hold;
-    native BLAS threads hold no Python lock either."""
-    import threading
-
-    return all(t is threading.main_thread() or t.daemon for t in threading.enumerate())
 
 
 def tokenize_all(texts: Sequence[str], name: str, workers: int | None = None) -> list[list[str]]:
@@ -83,14 +66,9 @@ def tokenize_all(texts: Sequence[str], name: str, workers: int | None = None) ->
     when only daemon helper threads run beside the main one (fork is safe then; nothing is re-imported), else
     in this process. The tokens are the same either way."""
     tok = get_tokenizer(name)
-    workers = min(8, usable_cores()) if workers is None else max(1, int(workers))
-    if workers < 2 or len(texts) < PARALLEL_MIN or not _single_threaded():
+    workers = parallel.default_workers(workers)
+    if not parallel.can_fork(len(texts), workers):
         return [tok(t) for t in texts]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     tok("预热")  # load the dictionary once here; the forked workers inherit it
-    size = -(-len(texts) // (workers * 4))
-    parts = [(name, list(texts[i:i + size])) for i in range(0, len(texts), size)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return [tokens for part in pool.map(_tokenize_part, parts) for tokens in part]
+    parts = [(name, part) for part in parallel.split(texts, workers * 4)]
+    return [tokens for part in parallel.fork_map(_tokenize_part, parts, workers) for tokens in part]

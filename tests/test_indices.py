@@ -330,12 +330,47 @@ def test_store_lock_serialises_builders(tmp_path):
 def test_parallel_tokenisation_gives_the_same_tokens():
     """A large corpus is tokenised in forked workers (in a single-threaded process): same tokens, same order."""
     code = textwrap.dedent("""
+        import retrievers.parallel as P
         import retrievers.tokenize as T
-        assert T._single_threaded()
+        assert P.single_threaded()
         texts = [f"第{i}条 生产经营单位的主要负责人对本单位的安全生产工作全面负责。Article {i}" for i in range(400)]
-        T.PARALLEL_MIN = 100
+        P.PARALLEL_MIN = 100
         for name in T.TOKENIZERS:
             assert T.tokenize_all(texts, name, workers=2) == [T.get_tokenizer(name)(t) for t in texts], name
+        print("ok")
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+def test_lsa_fit_in_forked_workers_matches_sklearn_and_one_process():
+    """LSA counts a large corpus's n-grams in forked workers and multiplies in threads: the TF-IDF matrix is
+    sklearn's TfidfVectorizer's, and embeddings and components are the same as on one core."""
+    code = textwrap.dedent("""
+        import numpy as np
+        import retrievers.parallel as P
+        from retrievers.embedders import LSAEmbeddings, _count_ngrams, _merge_counts, truncated_svd
+        assert P.single_threaded()
+        texts = [f"第{i}条 生产经营单位的主要负责人对本单位{'安全生产消防'[i % 6:]}工作全面负责。Article {i % 7}"
+                 for i in range(300)] + ["", "  \\t "]
+        P.PARALLEL_MIN = 100
+        forked = LSAEmbeddings(dim=16)
+        emb = forked.fit_embed(texts)
+        ref = LSAEmbeddings(dim=16)._vectorizer()
+        x_ref = ref.fit_transform(texts)
+        assert forked.vectorizer.get_feature_names_out().tolist() == ref.get_feature_names_out().tolist()
+        assert abs(forked.vectorizer.transform(texts) - x_ref).max() < 1e-6
+        P.PARALLEL_MIN = 10 ** 9
+        one = LSAEmbeddings(dim=16)
+        assert np.array_equal(one.fit_embed(texts), emb) and np.array_equal(one.components, forked.components)
+        parts = [_count_ngrams(("char_wb", (1, 2), p)) for p in P.split(texts, 3)]
+        whole = _merge_counts([_count_ngrams(("char_wb", (1, 2), texts))], 40)
+        split = _merge_counts(parts, 40)  # max_features: the same 40 n-grams (ties by n-gram order) either way
+        assert whole[0] == split[0] and len(whole[0]) == 40 and (whole[1] != split[1]).nnz == 0
+        x = ref.transform(texts)
+        for short_side in (x, x.T):  # wide and tall: threaded row blocks give the one-thread products bit for bit
+            assert all(np.array_equal(a, b) for a, b in zip(truncated_svd(short_side, 8, workers=3),
+                                                              truncated_svd(short_side, 8, workers=1)))
         print("ok")
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
