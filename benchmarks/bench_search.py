@@ -11,7 +11,7 @@ questions of ``../shared/exams`` when present, else the sample set. Indices are 
 * BM25: ``BM25Index.search_tokens`` vs bm25s ``retrieve`` with the same token lists (tokenisation excluded from
   both), routing=all and one-domain filters (bm25s ``weight_mask``).
 
-Prints min and median seconds over ``--reps`` repetitions, the ratio raw/ours of the minima (1.0 = as fast as the
+Prints min and median seconds over ``--reps`` repetitions (ours and raw alternating), the ratio raw/ours of the minima (1.0 = as fast as the
 raw library, higher is better for us), and whether the top-k ids are identical.
 """
 
@@ -30,13 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def timings(fn, reps: int) -> tuple[float, float, object]:
-    out, ts = None, []
+def paired(ours_fn, raw_fn, reps: int) -> tuple[tuple[float, float, object], tuple[float, float, object]]:
+    """Time ``ours_fn`` and ``raw_fn`` alternately ``reps`` times each (a machine that slows down mid-run slows
+    both alike): (min, median, last result) for each."""
+    res: list[list] = [[None, []], [None, []]]
     for _ in range(reps):
-        t = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t)
-    return min(ts), statistics.median(ts), out
+        for slot, fn in zip(res, (ours_fn, raw_fn)):
+            t = time.perf_counter()
+            slot[0] = fn()
+            slot[1].append(time.perf_counter() - t)
+    return tuple((min(ts), statistics.median(ts), out) for out, ts in res)  # type: ignore[return-value]
 
 
 def queries(n: int) -> list[str]:
@@ -53,9 +56,11 @@ def queries(n: int) -> list[str]:
 
 def row(name: str, ours: tuple, raw: tuple, same: bool) -> dict:
     r = {"case": name, "ours_min_s": ours[0], "ours_median_s": ours[1], "raw_min_s": raw[0],
-         "raw_median_s": raw[1], "ratio_raw_over_ours": raw[0] / ours[0], "identical_topk": same}
+         "raw_median_s": raw[1], "ratio_raw_over_ours": raw[0] / ours[0],
+         "median_ratio_raw_over_ours": raw[1] / ours[1], "identical_topk": same}
     print(f"{name:34s} ours {ours[0]*1e3:8.1f} ms (median {ours[1]*1e3:8.1f})   raw {raw[0]*1e3:8.1f} ms "
-          f"(median {raw[1]*1e3:8.1f})   ratio {r['ratio_raw_over_ours']:.2f}×   identical top-k: {same}", flush=True)
+          f"(median {raw[1]*1e3:8.1f})   ratio {r['ratio_raw_over_ours']:.2f}× (medians "
+          f"{r['median_ratio_raw_over_ours']:.2f}×)   identical top-k: {same}", flush=True)
     return r
 
 
@@ -86,11 +91,10 @@ def main() -> None:
 
         # dense: the same FAISS index, the same query vectors
         qv = dense.embed_queries(qs)
-        ours = timings(lambda: dense.search_vectors(qv, [None] * len(qs), k), args.reps)
-        raw = timings(lambda: dense.index.search(qv, k), args.reps)
+        ours, raw = paired(lambda: dense.search_vectors(qv, [None] * len(qs), k), lambda: dense.index.search(qv, k),
+                           args.reps)
         same = [[p for p, _ in h] for h in ours[2]] == [[int(j) for j in r if j >= 0] for r in raw[2][1]]
         results.append(row("dense, routing=all", ours, raw, same))
-        ours_f = timings(lambda: dense.search_vectors(qv, one_domain, k), args.reps)
         sel_rows = {d: np.flatnonzero(dense.domains == d) for d in domains}
 
         def raw_filtered():
@@ -103,7 +107,7 @@ def main() -> None:
                     out[i] = [int(j) for j in ids[r] if j >= 0]
             return out
 
-        raw_f = timings(raw_filtered, args.reps)
+        ours_f, raw_f = paired(lambda: dense.search_vectors(qv, one_domain, k), raw_filtered, args.reps)
         same_f = [[p for p, _ in h] for h in ours_f[2]] == raw_f[2]
         results.append(row("dense, one domain per query", ours_f, raw_f, same_f))
 
@@ -111,12 +115,11 @@ def main() -> None:
         toks = [bm25._query_tokens(q) for q in qs]
         keep = [i for i, t in enumerate(toks) if t]
         toks_kept = [toks[i] for i in keep]
-        ours_b = timings(lambda: bm25.search_tokens(toks, [None] * len(qs), k), args.reps)
-        raw_b = timings(lambda: bm25.model.retrieve(toks_kept, k=k, show_progress=False), args.reps)
+        ours_b, raw_b = paired(lambda: bm25.search_tokens(toks, [None] * len(qs), k),
+                               lambda: bm25.model.retrieve(toks_kept, k=k, show_progress=False), args.reps)
         ours_ids = [[p for p, _ in ours_b[2][i]] for i in keep]
         raw_ids = [[int(d) for d, s in zip(dr, sr) if s > 0] for dr, sr in zip(*raw_b[2])]
         results.append(row("bm25, routing=all", ours_b, raw_b, ours_ids == raw_ids))
-        ours_bf = timings(lambda: bm25.search_tokens(toks, one_domain, k), args.reps)
 
         def raw_bm25_filtered():
             out = {}
@@ -129,7 +132,7 @@ def main() -> None:
                     out[i] = [int(x) for x, s in zip(docs[r], scores[r]) if s > 0]
             return out
 
-        raw_bf = timings(raw_bm25_filtered, args.reps)
+        ours_bf, raw_bf = paired(lambda: bm25.search_tokens(toks, one_domain, k), raw_bm25_filtered, args.reps)
         same_bf = all([p for p, _ in ours_bf[2][i]] == raw_bf[2][i] for i in keep)
         results.append(row("bm25, one domain per query", ours_bf, raw_bf, same_bf))
     if args.json:
