@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from qualbench.errors import QualBenchError
 from retrievers import parallel
 
 log = logging.getLogger(__name__)
 
 
-class EmbedderError(RuntimeError):
-    pass
+class EmbedderError(QualBenchError, RuntimeError):
+    """An embedder cannot be built, fitted, loaded or saved: the message names the model path or directory."""
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -117,8 +118,10 @@ def _count_ngrams(args: tuple[str, tuple[int, int], list[str]]) -> tuple[list[st
     cv = CountVectorizer(analyzer=analyzer, ngram_range=ngram_range, dtype=np.float32)  # TfidfVectorizer's analysis
     try:
         counts = cv.fit_transform(texts)
-    except ValueError:  # "empty vocabulary": no text of this part has a character
-        return [], sp.csr_matrix((len(texts), 0), dtype=np.float32)
+    except ValueError as e:
+        if "empty vocabulary" not in str(e):
+            raise
+        return [], sp.csr_matrix((len(texts), 0), dtype=np.float32)  # no text of this part has a character
     return cv.get_feature_names_out().tolist(), counts
 
 

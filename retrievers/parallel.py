@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Sequence
 
+from qualbench.errors import QualBenchError
+
 PARALLEL_MIN = 1_000  # texts: below this, forking workers costs more than it saves (break-even ~300 law articles on 2 cores)
+
+
+class WorkerDied(QualBenchError):
+    """A forked worker of an index build was killed (out of memory, a signal); nothing was cached."""
 
 
 def usable_cores() -> int:
@@ -44,9 +50,16 @@ def fork_map(fn: Callable[[Any], Any], parts: Sequence[Any], workers: int) -> li
 
     if len(parts) < 2 or workers < 2:
         return [fn(p) for p in parts]
-    with ProcessPoolExecutor(max_workers=min(workers, len(parts)),
-                             mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, parts))
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(parts)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(fn, parts))
+    except BrokenProcessPool:
+        raise WorkerDied(f"a worker process of the index build ({getattr(fn, '__name__', fn)}, {len(parts)} parts on "
+                         f"{workers} processes) was killed, perhaps for memory; nothing was cached. Give it more "
+                         f"memory or fewer cores (e.g. taskset -c 0 qualbench ...) and run again") from None
 
 
 def split(items: Sequence[Any], n_parts: int) -> list[list[Any]]:

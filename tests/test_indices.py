@@ -375,3 +375,26 @@ def test_lsa_fit_in_forked_workers_matches_sklearn_and_one_process():
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
+def test_killed_build_worker_is_one_clear_error():
+    """A forked worker killed mid-build (the OOM killer, a signal) ends in WorkerDied, a one-line QualBenchError."""
+    code = textwrap.dedent("""
+        import os, signal
+        import retrievers.parallel as P
+        from qualbench.errors import QualBenchError
+
+        def die(part):
+            if part == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return part
+
+        assert P.fork_map(die, [0, 2], 2) == [0, 2]
+        try:
+            P.fork_map(die, [0, 1, 2], 2)
+        except P.WorkerDied as e:
+            assert isinstance(e, QualBenchError) and "was killed" in str(e) and "\\n" not in str(e)
+            print("ok")
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
